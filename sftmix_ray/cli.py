@@ -1,0 +1,90 @@
+"""The `sftmix` command line: validate a sweep, run it, and read the answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import ConfigError, load_sweep
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Sweeps over SFT data composition on Ray.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _load(path: Path, overrides: dict):
+    try:
+        sweep, space = load_sweep(path)
+    except ConfigError as exc:
+        err.print(f"[red]invalid sweep[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    if updates:
+        search = sweep.search.model_copy(update={k: v for k, v in updates.items()
+                                                 if k in ("num_samples", "max_concurrent")})
+        tracking = sweep.tracking.model_copy(update={"uri": updates.get("tracking_uri",
+                                                                        sweep.tracking.uri)})
+        sweep = sweep.model_copy(update={"search": search, "tracking": tracking,
+                                         "storage": updates.get("storage", sweep.storage)})
+    return sweep, space
+
+
+@app.command()
+def validate(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file")):
+    """Check a sweep and its search space without running anything."""
+    sweep, space = _load(sweep_file, {})
+    console.print(f"[green]ok[/green] {sweep_file}: sweep {sweep.name!r}, "
+                  f"{len(space.domains)} domains, strategies {', '.join(space.strategies)}, "
+                  f"{sweep.search.algorithm} × {sweep.search.num_samples}")
+
+
+@app.command()
+def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
+        address: Optional[str] = typer.Option(None, help="join a Ray cluster ('auto', ray://…)"),
+        num_samples: Optional[int] = typer.Option(None, help="override search.num_samples"),
+        max_concurrent: Optional[int] = typer.Option(None, help="override search.max_concurrent"),
+        storage: Optional[str] = typer.Option(None, help="override storage"),
+        tracking_uri: Optional[str] = typer.Option(None, help="override the MLflow tracking URI"),
+        verbose: bool = typer.Option(False, help="show Ray's own logs")):
+    """Run a sweep: trials on Ray Tune + Ray Train, tracked in MLflow, answered by a Pareto front."""
+    from .search.tuner import run_sweep
+
+    sweep, space = _load(sweep_file, {"num_samples": num_samples, "max_concurrent": max_concurrent,
+                                      "storage": storage, "tracking_uri": tracking_uri})
+    err.print(f"sweep {sweep.name!r}: {sweep.search.num_samples} trials "
+              f"({sweep.search.algorithm}), MLflow at {sweep.tracking_uri()}", highlight=False)
+    outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose)
+    print_answer(outcome, list(sweep.search.objectives))
+    failed = sum(r["status"] != "ok" for r in outcome.rows)
+    if failed == len(outcome.rows):
+        raise typer.Exit(1)
+
+
+def print_answer(outcome, objectives: list[str]) -> None:
+    table = Table(title=f"trials ({outcome.seconds:.0f}s); ★ = Pareto front")
+    for col in ["", "trial", "strategy", "k", "amount", "ratio", *objectives, "status"]:
+        table.add_column(col)
+    for r in sorted(outcome.rows, key=lambda r: r["trial_id"]):
+        ratio = " ".join(f"{d[:4]}={v:.2f}" for d, v in r["ratio"].items())
+        table.add_row("★" if r.get("pareto_front") else "", r["trial_id"], str(r["strategy"]),
+                      "" if r["k"] is None else f"{r['k']:g}", str(r["amount"]), ratio,
+                      *["" if r[o] is None else f"{r[o]:.3f}" for o in objectives],
+                      r["status"] if not r["error"] else f"failed: {r['error'][:60]}")
+    console.print(table)
+    console.print(f"Pareto front: {len(outcome.front)} of {len(outcome.rows)} trials. "
+                  f"MLflow: parent run {outcome.parent_run_id} in experiment "
+                  f"{outcome.experiment_id} at {outcome.tracking_uri}", highlight=False)
+    console.print(f"Browse: mlflow ui --backend-store-uri {outcome.tracking_uri}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""Sweep configuration: YAML validated once, strictly, into typed objects.
+
+Unknown keys are errors with a did-you-mean, and every problem in a file is reported together with
+its field path, so a user fixes a sweep in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .data.formats import FORMATS
+
+
+class ConfigError(ValueError):
+    """A sweep or search-space file that does not validate; `problems` are 'path: message' lines."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source, self.problems = source, problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DomainConfig(Strict):
+    source: str = Field(description="'lab', a Hugging Face hub id, or a local JSON/JSONL/Parquet file")
+    format: Literal[FORMATS] = "messages"  # type: ignore[valid-type]
+    pool: int = Field(4000, gt=0, description="lab: training samples generated for this domain")
+    split: str = "train"
+
+
+class TinyModelConfig(Strict):
+    hidden_size: int = Field(128, gt=0)
+    intermediate_size: int = Field(256, gt=0)
+    layers: int = Field(2, gt=0)
+    heads: int = Field(4, gt=0)
+    max_positions: int = Field(512, gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.hidden_size % self.heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by heads {self.heads}")
+        return self
+
+
+class ModelConfig(Strict):
+    name: str | None = Field(None, description="hub id or local path of a causal LM")
+    tiny: TinyModelConfig | None = None
+    tokenizer: str | None = Field(None, description="hub id or path; default: the model's own")
+    lab_vocab_size: int = Field(1024, ge=300, description="vocabulary of the lab's local BPE")
+
+    @model_validator(mode="after")
+    def _one_model(self):
+        if (self.name is None) == (self.tiny is None):
+            raise ValueError("give exactly one of 'name' (hub id or path) or 'tiny' (config-built)")
+        return self
+
+
+class TrainConfig(Strict):
+    lr: float = Field(2e-5, gt=0)
+    epochs: int = Field(3, gt=0)
+    batch_size: int = Field(16, gt=0)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    max_length: int = Field(512, gt=8)
+    seed: int = 0
+    workers: int = Field(1, gt=0, description="Ray Train workers per trial")
+    cpus_per_worker: float = Field(1, gt=0)
+    gpus_per_worker: float = Field(0, ge=0)
+    threads_per_worker: int | None = Field(None, gt=0, description="torch threads; default: CPUs")
+
+
+class BenchConfig(Strict):
+    source: str = Field("lab", description="'lab', or a benchmark: a GSM8K-format JSONL path for "
+                        "math, 'humaneval' for code")
+    n: int = Field(64, gt=0, description="evaluation problems")
+    max_new_tokens: int = Field(64, gt=0)
+
+
+class CodeBenchConfig(BenchConfig):
+    timeout_s: float = Field(5.0, gt=0)
+
+
+class EvaluateConfig(Strict):
+    math: BenchConfig = BenchConfig()
+    code: CodeBenchConfig = CodeBenchConfig(n=32, max_new_tokens=80)
+    general: BenchConfig = BenchConfig(max_new_tokens=32)
+    batch_size: int = Field(64, gt=0)
+
+
+class SearchConfig(Strict):
+    space: str = Field(description="a search_spaces/*.yaml file, relative to the sweep file or cwd")
+    algorithm: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    num_samples: int = Field(8, gt=0, description="trials (for grid: repeats of the full grid)")
+    max_concurrent: int = Field(1, gt=0)
+    objectives: dict[str, Literal["max", "min"]] = {"math": "max", "code": "max", "general": "max"}
+    seed: int = 0
+
+
+class TrackingConfig(Strict):
+    uri: str | None = Field(None, description="MLflow tracking URI; default sqlite:///mlflow.db")
+    experiment: str | None = Field(None, description="default: the sweep's name")
+
+
+class SweepConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    storage: str = Field("runs", description="directory (or URI) for Tune results and caches")
+    domains: dict[str, DomainConfig]
+    model: ModelConfig
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    search: SearchConfig
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        if not self.domains:
+            raise ValueError("domains: declare at least one domain")
+        return self
+
+    def tracking_uri(self) -> str:
+        return self.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or \
+            f"sqlite:///{Path('mlflow.db').resolve()}"
+
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or f"sftmix-{self.name}"
+
+
+# ---------------------------------------------------------------- error reporting
+
+
+def _valid_keys(model: type[BaseModel], parent_loc: tuple) -> list[str]:
+    from typing import get_args
+
+    current: Any = model
+    i = 0
+    while i < len(parent_loc):
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(parent_loc[i]))
+        if field is None:
+            return []
+        ann = field.annotation
+        if getattr(ann, "__origin__", None) is dict:
+            value = get_args(ann)[1]
+            if not (isinstance(value, type) and issubclass(value, BaseModel)):
+                return []
+            current = value
+            i += 1  # the next part is the user's own dict key
+        else:
+            models = [a for a in (ann, *get_args(ann))
+                      if isinstance(a, type) and issubclass(a, BaseModel)]
+            if not models:
+                return []
+            current = models[0]
+        i += 1
+    return list(current.model_fields) if isinstance(current, type) else []
+
+
+def format_errors(model: type[BaseModel], err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            known = _valid_keys(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else \
+                (f"; known keys: {', '.join(known)}" if known else "")
+            problems.append(f"{path}: unknown key{hint}")
+        elif e["type"] == "missing":
+            problems.append(f"{path}: required field is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{path}: {msg} (got {e.get('input')!r})" if e["type"] != "model_type"
+                            else f"{path}: {msg}")
+    return problems
+
+
+def read_yaml(path: str | Path) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(str(path), [f"file not found: {path}"])
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+
+
+def validate_data(model: type[BaseModel], data: Any, source: str):
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"expected a mapping at the top level, got {type(data).__name__}"])
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, format_errors(model, err)) from None
+
+
+def load_sweep(path: str | Path) -> tuple[SweepConfig, "SearchSpace"]:
+    """The sweep and its search space, both validated; problems from both reported together."""
+    from .search.spaces import SearchSpace, check_space_against_sweep
+
+    problems: list[str] = []
+    data = read_yaml(path)
+    sweep = space = None
+    try:
+        sweep = validate_data(SweepConfig, data, str(path))
+    except ConfigError as err:
+        problems.extend(err.problems)
+    space_ref = data.get("search", {}).get("space") if isinstance(data, dict) and \
+        isinstance(data.get("search"), dict) else None
+    if isinstance(space_ref, str):
+        space_path = resolve_relative(space_ref, Path(path))
+        try:
+            space = validate_data(SearchSpace, read_yaml(space_path), str(space_path))
+        except ConfigError as err:
+            problems.extend(f"search.space ({space_path}): {p}" for p in err.problems)
+    if sweep is not None and space is not None:
+        problems.extend(check_space_against_sweep(space, sweep))
+    if problems:
+        raise ConfigError(str(path), problems)
+    return sweep, space
+
+
+def resolve_relative(ref: str, sweep_path: Path) -> Path:
+    """A path in a sweep file means: relative to the working directory if it exists there,
+    else relative to the sweep file's project (its parent's parent), else the sweep's folder."""
+    candidates = [Path(ref), sweep_path.parent.parent / ref, sweep_path.parent / ref]
+    for c in candidates:
+        if c.exists():
+            return c
+    return candidates[0]

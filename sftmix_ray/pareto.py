@@ -1,0 +1,43 @@
+"""The Pareto front over abilities: which trials no other trial beats on every objective."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def pareto_mask(points: np.ndarray, maximize: list[bool]) -> np.ndarray:
+    """True for non-dominated rows. Duplicated points are all kept (weak dominance does not
+    remove a tie), so two trials with equal scores are both on the front."""
+    import moocore
+
+    points = np.asarray(points, dtype=float)
+    if points.ndim != 2 or points.shape[1] != len(maximize):
+        raise ValueError(f"points must be (n, {len(maximize)}), got {points.shape}")
+    if len(points) == 0:
+        return np.zeros(0, dtype=bool)
+    return np.asarray(moocore.is_nondominated(points, maximise=maximize, keep_weakly=True))
+
+
+def front_of(rows: list[dict], objectives: dict[str, str]) -> list[dict]:
+    """Rows (dicts with the objective keys) on the front; rows missing an objective are left out."""
+    names = list(objectives)
+    usable = [r for r in rows if all(isinstance(r.get(n), (int, float)) and
+                                      math.isfinite(r[n]) for n in names)]
+    if not usable:
+        return []
+    mask = pareto_mask(np.array([[r[n] for n in names] for r in usable]),
+                       [objectives[n] == "max" for n in names])
+    return [r for r, keep in zip(usable, mask) if keep]
+
+
+def hypervolume(rows: list[dict], objectives: dict[str, str], ref: dict[str, float]) -> float:
+    import moocore
+
+    names = list(objectives)
+    pts = np.array([[r[n] for n in names] for r in rows], dtype=float)
+    if len(pts) == 0:
+        return 0.0
+    return float(moocore.hypervolume(pts, ref=[ref[n] for n in names],
+                                     maximise=[objectives[n] == "max" for n in names]))

@@ -1,0 +1,43 @@
+"""A progress display that shows each trial as it finishes, with its ability scores."""
+
+from __future__ import annotations
+
+import time
+
+from ray.tune import Callback
+
+
+class ProgressCallback(Callback):
+    def __init__(self, total: int, objectives: list[str], console=None):
+        from rich.console import Console
+
+        self.total, self.objectives = total, objectives
+        self.console = console or Console(stderr=True)
+        self.done = 0
+        self.started: dict[str, float] = {}
+        self.t0 = time.time()
+
+    def __getstate__(self):
+        return {**self.__dict__, "console": None}
+
+    def _line(self, trial, verdict: str) -> None:
+        if self.console is None:
+            from rich.console import Console
+            self.console = Console(stderr=True)
+        self.done += 1
+        cfg = trial.config.get("point", trial.config)
+        k = f" k={cfg['k']:g}" if cfg.get("k") is not None else ""
+        took = time.time() - self.started.get(trial.trial_id, self.t0)
+        self.console.print(f"[{self.done}/{self.total}] {trial.trial_id} {cfg.get('strategy')}{k} "
+                           f"n={cfg.get('amount')} → {verdict}  ({took:.0f}s, "
+                           f"{time.time() - self.t0:.0f}s total)", highlight=False)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.trial_id] = time.time()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        r = trial.last_result or {}
+        self._line(trial, " ".join(f"{o}={r.get(o, float('nan')):.3f}" for o in self.objectives))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trial, "[red]FAILED[/red]")

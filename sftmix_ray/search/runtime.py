@@ -1,0 +1,34 @@
+"""Starting or joining Ray, tuned for short trials, and bounding concurrency by real capacity."""
+
+from __future__ import annotations
+
+import math
+import os
+
+# Ray Train's controller polls its workers this often (default 2 s); a short trial waits on it at
+# start and end, so a fast poll cuts per-trial overhead. Measured in benchmarks/trial_overhead.py.
+FAST_TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}
+
+
+def ensure_ray(address: str | None = None, quiet: bool = True) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    for key, value in FAST_TRAIN_ENV.items():
+        os.environ.setdefault(key, value)  # inherited by a local cluster's processes
+    env_vars = {k: os.environ[k] for k in FAST_TRAIN_ENV}
+    ray.init(address=address, include_dashboard=False, log_to_driver=not quiet,
+             runtime_env={"env_vars": env_vars}, configure_logging=not quiet,
+             logging_level="ERROR" if quiet else "INFO")
+
+
+def trial_capacity(per_trial: dict[str, float], driver_cpu: float = 0.01) -> int:
+    """How many trials fit at once, counting the trial driver's CPU share: more concurrent
+    trials than this would leave some TorchTrainers waiting forever for their workers."""
+    import ray
+
+    total = ray.cluster_resources()
+    need = {"CPU": per_trial.get("CPU", 0) + driver_cpu, "GPU": per_trial.get("GPU", 0)}
+    fits = [math.floor(total.get(r, 0) / n + 1e-9) for r, n in need.items() if n > 0]
+    return max(0, min(fits)) if fits else 1

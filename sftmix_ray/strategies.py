@@ -1,0 +1,43 @@
+"""SFT strategies as declarative stage lists (the study's RQ4).
+
+A plan is a list of stages; each stage is per-domain sample counts. Counts for the same domain in
+different stages select prefixes of the same nested order, so DMT's stage-2 fraction k of the
+specialized data is a subset of what stage 1 saw, as in the study.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STRATEGIES = ("multi_task", "sequential", "mixed_sequential", "dmt")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    counts: dict[str, int]
+
+    @property
+    def size(self) -> int:
+        return sum(self.counts.values())
+
+
+def plan_stages(strategy: str, counts: dict[str, int], specialized: list[str],
+                k: float | None = None, order: list[str] | None = None) -> list[Stage]:
+    general = [d for d in counts if d not in specialized]
+    spec = {d: counts[d] for d in specialized if d in counts}
+    gen = {d: counts[d] for d in general}
+    if strategy == "multi_task":
+        stages = [Stage("multi_task", dict(counts))]
+    elif strategy == "sequential":
+        stages = [Stage(f"seq_{d}", {d: counts[d]}) for d in (order or list(counts))]
+    elif strategy == "mixed_sequential":
+        stages = [Stage("specialized", spec), Stage("general", gen)]
+    elif strategy == "dmt":
+        if k is None or not 0 < k <= 1:
+            raise ValueError(f"DMT needs k in (0, 1], got {k!r}")
+        replay = {d: round(k * n) for d, n in spec.items()}
+        stages = [Stage("specialized", spec), Stage(f"general+{k:g}specialized", {**gen, **replay})]
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    return [s for s in stages if s.size > 0]

@@ -1,0 +1,120 @@
+"""MLflow tracking: one parent run per sweep, one child run per trial, all written by the driver.
+
+Only the driver process writes (through a Tune callback), so a SQLite store never sees concurrent
+writers; the experiment and parent run exist before `fit()` starts any trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from ray.tune import Callback
+
+PARENT_TAG = "mlflow.parentRunId"
+PARAM_KEYS = ("amount", "strategy", "k")
+
+
+def flat_params(config: dict) -> dict:
+    out = {f"ratio.{d}": round(v, 6) for d, v in (config.get("ratio") or {}).items()}
+    out.update({k: config.get(k) for k in PARAM_KEYS})
+    return out
+
+
+def numeric(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def _last_line(message: str) -> str:
+    lines = [ln for ln in message.strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "trial failed"
+
+
+class SweepTracker:
+    """The sweep's parent run and its client; created before any trial runs."""
+
+    def __init__(self, tracking_uri: str, experiment: str, sweep_name: str, tags: dict):
+        from mlflow.tracking import MlflowClient
+
+        # Ray's MLflow integration and mlflow itself honour this env var over explicit names.
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        self.uri = tracking_uri
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+        run = self.client.create_run(self.experiment_id, run_name=sweep_name,
+                                     tags={"sftmix.kind": "sweep", **tags})
+        self.parent_id = run.info.run_id
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def __getstate__(self):
+        # Tune pickles its callbacks with the experiment state; a client holds locks.
+        return {**self.__dict__, "_client": None}
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.parent_id, status=status)
+
+
+class MLflowTrialCallback(Callback):
+    """Child run per trial: params at start, metrics and artifacts at the end, FAILED on error."""
+
+    def __init__(self, tracker: SweepTracker, sweep_params: dict):
+        self.t = tracker
+        self.sweep_params = sweep_params
+        self.trials: dict[str, dict] = {}  # trial_id -> run_id, config, status, result, error
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if trial.trial_id in self.trials:
+            return
+        run = self.t.client.create_run(
+            self.t.experiment_id, run_name=f"trial-{trial.trial_id}",
+            tags={PARENT_TAG: self.t.parent_id, "sftmix.kind": "trial",
+                  "sftmix.trial_id": trial.trial_id})
+        self.trials[trial.trial_id] = {"run_id": run.info.run_id, "config": trial.config,
+                                       "status": "running"}
+        from .search.tuner import trial_point
+
+        params = {**flat_params(trial_point(trial.config)), **self.sweep_params}
+        for key, value in params.items():
+            self.t.client.log_param(run.info.run_id, key, "" if value is None else value)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        entry = self.trials.get(trial.trial_id)
+        if entry is None:
+            return
+        run_id, result = entry["run_id"], trial.last_result or {}
+        entry.update(status="ok", result=result)
+        from mlflow.entities import Metric
+        import time
+
+        now = int(time.time() * 1000)
+        self.t.client.log_batch(run_id, metrics=[Metric(k, v, now, 0)
+                                                 for k, v in numeric(result).items()])
+        if result.get("manifest_hash"):
+            self.t.client.set_tag(run_id, "sftmix.manifest_hash", result["manifest_hash"])
+            self.t.client.log_dict(run_id, json.loads(result["manifest"]), "manifest.json")
+        self.t.client.set_tag(run_id, "general_scorer", "offline-reference-f1")
+        records = result.get("records_dir")
+        if records and Path(records).is_dir():
+            self.t.client.log_artifacts(run_id, records, "evaluation")
+        self.t.client.set_terminated(run_id, "FINISHED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        entry = self.trials.get(trial.trial_id)
+        if entry is None:
+            return
+        run_id, message = entry["run_id"], ""
+        if trial.error_file and Path(trial.error_file).is_file():
+            message = Path(trial.error_file).read_text()
+        entry.update(status="failed", error=_last_line(message))
+        self.t.client.set_tag(run_id, "sftmix.error", message[-4000:] or "trial failed")
+        self.t.client.set_terminated(run_id, "FAILED")

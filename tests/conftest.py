@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture
+def write_sweep(tmp_path):
+    """Write a small lab sweep (and its space) under tmp_path; `changes` patch the sweep dict."""
+
+    def write(space: dict | None = None, **changes) -> Path:
+        space = space or {
+            "domains": ["math", "code", "general"], "specialized": ["math", "code"],
+            "amount": {"low": 60, "high": 120},
+            "strategies": {"multi_task": {}, "dmt": {"k": [0.25]}},
+        }
+        (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+        sweep = {
+            "name": "t", "storage": str(tmp_path / "runs"),
+            "domains": {"math": {"source": "lab", "format": "gsm8k", "pool": 200},
+                        "code": {"source": "lab", "format": "alpaca", "pool": 200},
+                        "general": {"source": "lab", "format": "sharegpt", "pool": 200}},
+            "model": {"tiny": {"hidden_size": 32, "intermediate_size": 64, "layers": 1,
+                               "heads": 2, "max_positions": 256}, "lab_vocab_size": 400},
+            "train": {"lr": 3e-3, "epochs": 1, "batch_size": 8, "max_length": 160},
+            "evaluate": {"math": {"n": 4, "max_new_tokens": 16},
+                         "code": {"n": 4, "max_new_tokens": 16, "timeout_s": 3},
+                         "general": {"n": 4, "max_new_tokens": 8}},
+            "search": {"space": str(tmp_path / "space.yaml"), "num_samples": 2, "seed": 0},
+            "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        }
+        for key, value in changes.items():
+            sweep[key] = value
+        path = tmp_path / "sweep.yaml"
+        path.write_text(yaml.safe_dump(sweep))
+        return path
+
+    return write

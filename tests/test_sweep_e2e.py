@@ -1,0 +1,57 @@
+"""Real end-to-end sweeps: local Ray, Ray Tune + OptunaSearch, Ray Train (CPU, gloo), MLflow SQLite.
+One Ray session serves every test in this process."""
+
+import math
+
+import mlflow
+import pytest
+
+from sftmix_ray.config import load_sweep
+from sftmix_ray.search.tuner import run_sweep
+
+
+def _runs(uri, parent_id):
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(search_all_experiments=True,
+                              filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def test_two_trial_sweep_trains_scores_and_tracks(write_sweep):
+    sweep, space = load_sweep(write_sweep())
+    outcome = run_sweep(sweep, space)
+    children = _runs(outcome.tracking_uri, outcome.parent_run_id)
+    assert len(children) == 2
+    assert (children["status"] == "FINISHED").all()
+    for _, run in children.iterrows():
+        for ability in ("math", "code", "general"):
+            value = run[f"metrics.{ability}"]
+            assert math.isfinite(value) and 0.0 <= value <= 1.0
+        assert math.isfinite(run["metrics.train_loss"])
+        assert run["metrics.param_delta_l2"] > 0  # training changed the weights
+        assert run["params.strategy"] in ("multi_task", "dmt")
+        assert run["tags.sftmix.manifest_hash"]
+    parent = mlflow.get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["trials_ok"] == 2
+    assert 1 <= parent.data.metrics["pareto_size"] <= 2
+    assert {r["trial_id"] for r in outcome.front} <= {r["trial_id"] for r in outcome.rows}
+
+
+def test_failing_trial_is_recorded_and_the_sweep_goes_on(write_sweep):
+    # A grid of two amounts: 150 fits the lab pools, 9000 cannot (pool 200 per domain).
+    space = {"domains": ["math", "code", "general"], "ratio": {"kind": "fixed",
+             "fixed": {"math": 1, "code": 1, "general": 1}},
+             "amount": {"choices": [150, 9000]}, "strategies": {"multi_task": {}}}
+    path = write_sweep(space=space)
+    sweep, sp = load_sweep(path)
+    sweep = sweep.model_copy(update={"search": sweep.search.model_copy(
+        update={"algorithm": "grid", "num_samples": 1})})
+    outcome = run_sweep(sweep, sp)
+    by_status = {r["amount"]: r for r in outcome.rows}
+    assert by_status[150]["status"] == "ok" and by_status[9000]["status"] == "failed"
+    assert "has 200" in by_status[9000]["error"]
+    children = _runs(outcome.tracking_uri, outcome.parent_run_id)
+    statuses = sorted(children["status"])
+    assert statuses == ["FAILED", "FINISHED"]
+    failed = children[children["status"] == "FAILED"].iloc[0]
+    assert "asks for 3000 samples" in failed["tags.sftmix.error"]
