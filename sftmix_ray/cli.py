@@ -13,8 +13,8 @@ from .config import ConfigError, load_sweep
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Sweeps over SFT data composition on Ray.")
-console = Console()
-err = Console(stderr=True)
+console = Console(width=None if Console().is_terminal else 140)
+err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 140)
 
 
 def _load(path: Path, overrides: dict):
@@ -70,7 +70,7 @@ def print_answer(outcome, objectives: list[str]) -> None:
     for col in ["", "trial", "strategy", "k", "amount", "ratio", *objectives, "status"]:
         table.add_column(col)
     for r in sorted(outcome.rows, key=lambda r: r["trial_id"]):
-        ratio = " ".join(f"{d[:4]}={v:.2f}" for d, v in r["ratio"].items())
+        ratio = " ".join(f"{d}={v:.2f}" for d, v in r["ratio"].items())
         table.add_row("★" if r.get("pareto_front") else "", r["trial_id"], str(r["strategy"]),
                       "" if r["k"] is None else f"{r['k']:g}", str(r["amount"]), ratio,
                       *["" if r[o] is None else f"{r[o]:.3f}" for o in objectives],

@@ -1,8 +1,11 @@
 """The lab: three synthetic ability domains in the formats of the real ones.
 
 Every generator draws from a seeded RNG and splits problems into train and held-out evaluation by a
-hash of the problem's *parameters* (not its wording), so an evaluation problem never appears in
-training under another phrasing and the split is the same for every seed of the text.
+hash of the problem's *parameters*, so an evaluation problem never appears in training and the split
+does not depend on the seed. For math the key is the whole problem (who, what, which numbers): as in
+GSM8K, test problems are new, while the arithmetic facts in them also occur in other training
+problems. For code the key is (family, constant): a held-out function must be written from its
+docstring, never recalled.
 The generators describe tasks of each format; nothing here knows about mixtures or scores.
 """
 
@@ -37,19 +40,19 @@ def _math_problem(rng: random.Random) -> tuple[tuple, dict]:
         q = f"{name} has {a} {item}. {name} buys {b} more {item}. How many {item} does {name} have now?"
         ans = a + b
         steps = f"{name} has {a} + {b} = <<{a}+{b}={ans}>>{ans} {item}."
-        key = (kind, a, b)
+        key = (kind, name, item, a, b)
     elif kind == "sub":
         a, b = max(a, b), min(a, b)
         q = f"{name} has {a} {item} and gives {b} of them away. How many {item} are left?"
         ans = a - b
         steps = f"{name} has {a} - {b} = <<{a}-{b}={ans}>>{ans} {item} left."
-        key = (kind, a, b)
+        key = (kind, name, item, a, b)
     elif kind == "mul":
         a, b = rng.randint(2, 9), rng.randint(2, 9)
         q = f"{name} has {a} boxes with {b} {item} in each box. How many {item} are there in all?"
         ans = a * b
         steps = f"There are {a} * {b} = <<{a}*{b}={ans}>>{ans} {item}."
-        key = (kind, a, b)
+        key = (kind, name, item, a, b)
     else:
         s = a + b
         c = rng.randint(1, s - 1)
@@ -58,7 +61,7 @@ def _math_problem(rng: random.Random) -> tuple[tuple, dict]:
         ans = s - c
         steps = (f"After finding more, {name} has {a} + {b} = <<{a}+{b}={s}>>{s} {item}.\n"
                  f"After losing some, {name} has {s} - {c} = <<{s}-{c}={ans}>>{ans} {item}.")
-        key = (kind, a, b, c)
+        key = (kind, name, item, a, b, c)
     return key, {"question": q, "answer": f"{steps}\n#### {ans}"}
 
 
@@ -123,9 +126,10 @@ CODE_INSTRUCTION = "Complete the following Python function."
 
 
 def code_alpaca_row(problem: dict) -> dict:
-    """The Code-Alpaca-style training row for a HumanEval-style problem."""
+    """The Code-Alpaca-style training row for a HumanEval-style problem. The output is the body
+    that completes the prompt, HumanEval's completion convention (the executor accepts both)."""
     return {"instruction": CODE_INSTRUCTION, "input": problem["prompt"],
-            "output": problem["prompt"] + problem["canonical_solution"]}
+            "output": problem["canonical_solution"]}
 
 
 # ---------------------------------------------------------------- general (ShareGPT format)

@@ -20,6 +20,8 @@ def build_program(problem: dict, output: str) -> str:
     code = completion_code(output)
     if f"def {problem['entry_point']}" not in code:
         # A bare body continues the prompt, as in HumanEval's completion format.
+        if code and not code[0].isspace():
+            code = "\n".join("    " + line for line in code.splitlines())
         code = problem["prompt"] + code
     # The prompt runs first (with a placeholder body) so its imports hold even when the model
     # rewrote the whole function without them.

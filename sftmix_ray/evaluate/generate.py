@@ -33,6 +33,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
             for i, text in zip(idx, texts):
                 for s in stop:
                     text = text.split(s, 1)[0]
-                outputs[i] = text.strip()
+                # The template puts one space after "ASSISTANT:"; code indentation must survive.
+                outputs[i] = text.removeprefix(" ").rstrip()
     model.train(was_training)
     return outputs

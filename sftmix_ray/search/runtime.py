@@ -5,9 +5,19 @@ from __future__ import annotations
 import math
 import os
 
-# Ray Train's controller polls its workers this often (default 2 s); a short trial waits on it at
-# start and end, so a fast poll cuts per-trial overhead. Measured in benchmarks/trial_overhead.py.
-FAST_TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}
+# Per-trial overhead is the enemy of short trials (benchmarks/trial_overhead.py measures it):
+# - Ray Train's controller polls its workers every 2 s by default; a short trial waits on that poll
+#   at start and end.
+# - the preemption watcher, Train metrics and structured-logging setup each add work to every
+#   controller and worker start, and a laptop sweep has no use for them.
+FAST_TRAIN_ENV = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+    "RAY_TRAIN_ENABLE_CONTROLLER_STRUCTURED_LOGGING": "0",
+    "RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
 
 
 def ensure_ray(address: str | None = None, quiet: bool = True) -> None:

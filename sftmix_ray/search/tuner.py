@@ -33,6 +33,8 @@ def build_searcher(sweep: SweepConfig, space: SearchSpace, study_storage=None):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
     seed = sweep.search.seed
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
                 "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
@@ -88,7 +90,9 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=sweep.search.num_samples,
-                                        max_concurrent_trials=concurrency),
+                                        max_concurrent_trials=concurrency,
+                                        # the trial driver process (and its imports) is reused
+                                        reuse_actors=True),
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(storage), verbose=0,
                                       callbacks=callbacks,
                                       failure_config=tune.FailureConfig(max_failures=0)))
