@@ -62,6 +62,13 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     tracker = SweepTracker(sweep.tracking_uri(), sweep.experiment_name(), sweep.name,
                            tags={"sftmix.data_key": prepared.key,
                                  "sftmix.search": sweep.search.algorithm})
+    sweep_params = {"model": sweep.model.name or "tiny-llama", "seed": sweep.train.seed,
+                    "epochs": sweep.train.epochs, "lr": sweep.train.lr}
+    for key, value in {**sweep_params, "search": sweep.search.algorithm,
+                       "num_samples": sweep.search.num_samples,
+                       "objectives": ",".join(f"{k}:{v}" for k, v in sweep.search.objectives.items()),
+                       "domains": ",".join(space.domains)}.items():
+        tracker.client.log_param(tracker.parent_id, key, value)
     tracker.client.log_dict(tracker.parent_id, sweep.model_dump(mode="json"), "sweep.json")
     tracker.client.log_dict(tracker.parent_id, space.model_dump(mode="json"), "search_space.json")
     tracker.client.log_dict(tracker.parent_id, prepared.domains, "data_domains.json")
@@ -83,8 +90,6 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
                                  space=space.model_dump(mode="json"),
                                  prepared=prepared.__dict__, storage=str(storage / sweep.name)),
             {"cpu": TRIAL_DRIVER_CPU})
-        sweep_params = {"model": sweep.model.name or "tiny-llama", "seed": sweep.train.seed,
-                        "epochs": sweep.train.epochs, "lr": sweep.train.lr}
         callbacks = [MLflowTrialCallback(tracker, sweep_params),
                      ProgressCallback(total, list(sweep.search.objectives), console)]
         tuner = tune.Tuner(
