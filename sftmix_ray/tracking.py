@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 from ray.tune import Callback
@@ -94,7 +95,6 @@ class MLflowTrialCallback(Callback):
         run_id, result = entry["run_id"], trial.last_result or {}
         entry.update(status="ok", result=result)
         from mlflow.entities import Metric
-        import time
 
         now = int(time.time() * 1000)
         self.t.client.log_batch(run_id, metrics=[Metric(k, v, now, 0)
@@ -102,7 +102,8 @@ class MLflowTrialCallback(Callback):
         if result.get("manifest_hash"):
             self.t.client.set_tag(run_id, "sftmix.manifest_hash", result["manifest_hash"])
             self.t.client.log_dict(run_id, json.loads(result["manifest"]), "manifest.json")
-        self.t.client.set_tag(run_id, "general_scorer", "offline-reference-f1")
+        if result.get("general_scorer"):
+            self.t.client.set_tag(run_id, "general_scorer", result["general_scorer"])
         records = result.get("records_dir")
         if records and Path(records).is_dir():
             self.t.client.log_artifacts(run_id, records, "evaluation")

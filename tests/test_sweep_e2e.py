@@ -30,6 +30,7 @@ def test_two_trial_sweep_trains_scores_and_tracks(write_sweep):
         assert run["metrics.param_delta_l2"] > 0  # training changed the weights
         assert run["params.strategy"] in ("multi_task", "dmt")
         assert run["tags.sftmix.manifest_hash"]
+        assert run["tags.general_scorer"] == "offline-reference-f1"  # never called MT-Bench
     parent = mlflow.get_run(outcome.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["trials_ok"] == 2

@@ -80,6 +80,7 @@ def train_worker(cfg: dict) -> None:
     scores, records = evaluate_abilities(core, tokenizer, sweep.evaluate, prepared.eval_sets())
     metrics.update(scores)
     metrics["eval_seconds"] = time.perf_counter() - t_eval
+    metrics["general_scorer"] = records["general_scorer"]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "eval_records.json").write_text(json.dumps(records))
