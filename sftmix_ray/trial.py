@@ -26,12 +26,13 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int) -> tuple[l
     stages = plan_stages(point["strategy"], counts, space.specialized, point.get("k"), order)
     manifest = {"seed": seed, "data_key": prepared.key, "strategy": point["strategy"],
                 "k": point.get("k"), "stages": []}
+    lengths = {d: np.diff(np.load(prepared.domains[d]["path"])["offsets"])
+               for d in {d for st in stages for d in st.counts}}
     for st in stages:
         entry = {"name": st.name, "domains": {}}
         for d, n in st.counts.items():
-            lengths = np.diff(np.load(prepared.domains[d]["path"])["offsets"])
-            idx = select_prefix(domain_order(d, len(lengths), seed), n, d)
-            entry["domains"][d] = {"samples": n, "tokens": int(lengths[idx].sum())}
+            idx = select_prefix(domain_order(d, len(lengths[d]), seed), n, d)
+            entry["domains"][d] = {"samples": n, "tokens": int(lengths[d][idx].sum())}
         manifest["stages"].append(entry)
     manifest["hash"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
     return [{"name": s.name, "counts": s.counts} for s in stages], manifest
