@@ -41,10 +41,10 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int) -> tuple[l
 def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage: str) -> None:
     from ray import tune
     from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
 
     from .search.spaces import SearchSpace
     from .search.tuner import trial_point
+    from .train.launch import lean_torch_trainer_cls
     from .train.worker import train_worker
 
     cfg = SweepConfig.model_validate(sweep)
@@ -54,7 +54,7 @@ def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage
     tr = cfg.train
     resources = {"CPU": tr.cpus_per_worker, **({"GPU": tr.gpus_per_worker} if tr.gpus_per_worker else {})}
     trial_id = tune.get_context().get_trial_id()
-    trainer = TorchTrainer(
+    trainer = lean_torch_trainer_cls()(
         train_worker,
         train_loop_config={"sweep": sweep, "prepared": prepared, "stages": stages},
         scaling_config=ScalingConfig(num_workers=tr.workers, use_gpu=tr.gpus_per_worker > 0,
