@@ -25,7 +25,9 @@ class ProgressCallback(Callback):
             from rich.console import Console
             self.console = Console(stderr=True)
         self.done += 1
-        cfg = trial.config.get("point", trial.config)
+        from .tuner import trial_point
+
+        cfg = trial_point(trial.config)
         k = f" k={cfg['k']:g}" if cfg.get("k") is not None else ""
         took = time.time() - self.started.get(trial.trial_id, self.t0)
         self.console.print(f"[{self.done}/{self.total}] {trial.trial_id} {cfg.get('strategy')}{k} "
