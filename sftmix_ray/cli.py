@@ -52,13 +52,19 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         tracking_uri: Optional[str] = typer.Option(None, help="override the MLflow tracking URI"),
         verbose: bool = typer.Option(False, help="show Ray's own logs")):
     """Run a sweep: trials on Ray Tune + Ray Train, tracked in MLflow, answered by a Pareto front."""
+    from .data.prepare import DataError
+    from .data.template import TemplateError
     from .search.tuner import run_sweep
 
     sweep, space = _load(sweep_file, {"num_samples": num_samples, "max_concurrent": max_concurrent,
                                       "storage": storage, "tracking_uri": tracking_uri})
     err.print(f"sweep {sweep.name!r}: {sweep.search.num_samples} trials "
               f"({sweep.search.algorithm}), MLflow at {sweep.tracking_uri()}", highlight=False)
-    outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose)
+    try:
+        outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose)
+    except (DataError, TemplateError) as exc:
+        err.print(f"[red]cannot prepare the data[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
     print_answer(outcome, list(sweep.search.objectives))
     failed = sum(r["status"] != "ok" for r in outcome.rows)
     if failed == len(outcome.rows):
@@ -67,12 +73,11 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
 
 def print_answer(outcome, objectives: list[str]) -> None:
     table = Table(title=f"trials ({outcome.seconds:.0f}s); ★ = Pareto front")
-    for col in ["", "trial", "strategy", "k", "amount", "ratio", *objectives, "status"]:
+    for col in ["", "trial", "strategy", "k", "mixture", *objectives, "status"]:
         table.add_column(col)
     for r in sorted(outcome.rows, key=lambda r: r["trial_id"]):
-        ratio = " ".join(f"{d}={v:.2f}" for d, v in r["ratio"].items())
         table.add_row("★" if r.get("pareto_front") else "", r["trial_id"], str(r["strategy"]),
-                      "" if r["k"] is None else f"{r['k']:g}", str(r["amount"]), ratio,
+                      "" if r["k"] is None else f"{r['k']:g}", r["mixture"],
                       *["" if r[o] is None else f"{r[o]:.3f}" for o in objectives],
                       r["status"] if not r["error"] else f"failed: {r['error'][:60]}")
     console.print(table)

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from .data.formats import FORMATS
+from .data.presets import LAB_FORMATS, PRESETS
 
 
 class ConfigError(ValueError):
@@ -31,10 +33,45 @@ class Strict(BaseModel):
 
 
 class DomainConfig(Strict):
-    source: str = Field(description="'lab', a Hugging Face hub id, or a local JSON/JSONL/Parquet file")
-    format: Literal[FORMATS] = "messages"  # type: ignore[valid-type]
-    pool: int = Field(4000, gt=0, description="lab: training samples generated for this domain")
+    preset: Literal[tuple(PRESETS)] | None = Field(  # type: ignore[valid-type]
+        None, description="one of the study's datasets by name; fills source and format")
+    source: str | None = Field(None, description="'lab', a Hugging Face hub id, a local JSON/JSONL/"
+                               "Parquet/Arrow file or directory, or an http(s) URL of such a file")
+    format: Literal[FORMATS] | None = None  # type: ignore[valid-type]
+    subset: str | None = Field(None, description="hub: the dataset's config name")
     split: str = "train"
+    data_files: str | list[str] | None = Field(None, description="hub: which files to read")
+    revision: str | None = Field(None, description="hub: a commit or tag, for reproducibility")
+    pool: int | None = Field(None, gt=0, description="lab: training samples generated "
+                             "(default 4000)")
+    upsample: bool = Field(False, description="allow a mixture to ask for more samples than the "
+                           "domain has, by repeating it; otherwise that is an error")
+    overlong: Literal["truncate", "skip"] = Field(
+        "truncate", description="samples longer than train.max_length: cut (counted) or skip")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data):
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            return {**PRESETS[data["preset"]], **data}
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.source is None:
+            raise ValueError("give a 'source' ('lab', hub id, file or URL) or a 'preset' "
+                             f"({', '.join(PRESETS)})")
+        if self.source != "lab":
+            if self.format is None:
+                raise ValueError(f"'format' is required for source {self.source!r} "
+                                 f"(one of {', '.join(FORMATS)})")
+            if self.pool is not None:
+                raise ValueError("'pool' applies only to source 'lab'")
+        return self
+
+    @property
+    def is_lab(self) -> bool:
+        return self.source == "lab"
 
 
 class TinyModelConfig(Strict):
@@ -56,6 +93,16 @@ class ModelConfig(Strict):
     tiny: TinyModelConfig | None = None
     tokenizer: str | None = Field(None, description="hub id or path; default: the model's own")
     lab_vocab_size: int = Field(1024, ge=300, description="vocabulary of the lab's local BPE")
+    template: str = Field("auto", description="chat template: 'vicuna' (the study's), 'model' (the "
+                          "tokenizer's own), a path to a .jinja file, or 'auto' (the tokenizer's "
+                          "own if it has one, else vicuna)")
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str) -> str:
+        if value not in ("auto", "vicuna", "model") and not value.endswith(".jinja"):
+            raise ValueError("use 'auto', 'vicuna', 'model' or a path to a .jinja file")
+        return value
 
     @model_validator(mode="after")
     def _one_model(self):
@@ -125,6 +172,18 @@ class SweepConfig(Strict):
     def _cross_checks(self):
         if not self.domains:
             raise ValueError("domains: declare at least one domain")
+        problems = []
+        for name, dom in self.domains.items():
+            if not dom.is_lab:
+                continue
+            if name not in LAB_FORMATS:
+                problems.append(f"domains.{name}.source: the lab has no domain {name!r} "
+                                f"(it has {', '.join(LAB_FORMATS)})")
+            elif dom.format not in (None, LAB_FORMATS[name]):
+                problems.append(f"domains.{name}.format: the lab's {name} domain is "
+                                f"{LAB_FORMATS[name]!r}, not {dom.format!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def tracking_uri(self) -> str:

@@ -19,8 +19,13 @@ PARAM_KEYS = ("amount", "strategy", "k")
 
 
 def flat_params(config: dict) -> dict:
-    out = {f"ratio.{d}": round(v, 6) for d, v in (config.get("ratio") or {}).items()}
-    out.update({k: config.get(k) for k in PARAM_KEYS})
+    out = {}
+    for kind in ("ratio", "fractions", "counts"):
+        for d, v in (config.get(kind) or {}).items():
+            out[f"{kind}.{d}"] = round(v, 6)
+    out["mixture"] = next((k for k in ("fractions", "counts") if config.get(k) is not None),
+                          "ratio")
+    out.update({k: config.get(k) for k in PARAM_KEYS if config.get(k) is not None})
     return out
 
 

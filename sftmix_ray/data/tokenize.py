@@ -11,12 +11,15 @@ IGNORE = -100
 
 @dataclass
 class TokenizedDomain:
-    """Ragged token arrays: sample i spans ids[offsets[i]:offsets[i+1]]."""
+    """Ragged token arrays: sample i spans ids[offsets[i]:offsets[i+1]]. `trainable` (label tokens
+    per sample) and `truncated` (bool per sample) let a trial write its manifest without reading
+    the tokens themselves."""
 
     ids: np.ndarray  # int32
     labels: np.ndarray  # int32, IGNORE where no loss
     offsets: np.ndarray  # int64, len = n + 1
-    truncated: int = 0
+    truncated: np.ndarray  # bool, len = n
+    trainable: np.ndarray  # int32, len = n
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -30,36 +33,55 @@ class TokenizedDomain:
 
     def save(self, path) -> None:
         np.savez(path, ids=self.ids, labels=self.labels, offsets=self.offsets,
-                 truncated=np.array(self.truncated))
+                 truncated=self.truncated, trainable=self.trainable)
 
     @classmethod
     def load(cls, path) -> "TokenizedDomain":
         z = np.load(path)
-        return cls(z["ids"], z["labels"], z["offsets"], int(z["truncated"]))
+        return cls(z["ids"], z["labels"], z["offsets"], z["truncated"], z["trainable"])
 
 
-def tokenize_conversations(conversations: list[list[dict]], tokenizer, template,
-                           max_length: int) -> TokenizedDomain:
+def load_index(path) -> dict[str, np.ndarray]:
+    """Per-sample lengths, label-token counts and truncation flags, without the token arrays."""
+    z = np.load(path)
+    return {"lengths": np.diff(z["offsets"]), "trainable": z["trainable"],
+            "truncated": z["truncated"]}
+
+
+def tokenize_conversations(conversations: list[list[dict]], tokenizer, template, max_length: int,
+                           overlong: str = "truncate") -> tuple[TokenizedDomain, list[int]]:
+    """Tokens for every conversation that keeps at least one label token; also the indices of the
+    conversations skipped as over-long (all their answer tokens cut, or any cut when
+    overlong='skip')."""
     segs_per_conv = [template.segments(m) for m in conversations]
     flat_text = [text for segs in segs_per_conv for text, _ in segs]
     # One batched call for every segment: the fast tokenizer parallelizes it.
-    encoded = tokenizer(flat_text, add_special_tokens=False)["input_ids"]
-    ids_out, labels_out, offsets = [], [], [0]
-    truncated, j = 0, 0
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    for segs in segs_per_conv:
+    encoded = tokenizer(flat_text, add_special_tokens=False)["input_ids"] if flat_text else []
+    bos = [tokenizer.bos_token_id] if template.prepend_bos and tokenizer.bos_token_id is not None \
+        else []
+    ids_out, labels_out, offsets, truncated, trainable, skipped = [], [], [0], [], [], []
+    j = 0
+    for c, segs in enumerate(segs_per_conv):
         ids, labels = list(bos), [IGNORE] * len(bos)
-        for _, trainable in segs:
+        for _, is_trainable in segs:
             piece = encoded[j]
             j += 1
             ids.extend(piece)
-            labels.extend(piece if trainable else [IGNORE] * len(piece))
-        if len(ids) > max_length:
-            truncated += 1
+            labels.extend(piece if is_trainable else [IGNORE] * len(piece))
+        cut = len(ids) > max_length
+        if cut:
             ids, labels = ids[:max_length], labels[:max_length]
+        n_train = sum(t != IGNORE for t in labels)
+        if n_train == 0 or (cut and overlong == "skip"):
+            skipped.append(c)
+            continue
         ids_out.append(np.asarray(ids, dtype=np.int32))
         labels_out.append(np.asarray(labels, dtype=np.int32))
         offsets.append(offsets[-1] + len(ids))
-    return TokenizedDomain(np.concatenate(ids_out) if ids_out else np.zeros(0, np.int32),
-                           np.concatenate(labels_out) if labels_out else np.zeros(0, np.int32),
-                           np.asarray(offsets, dtype=np.int64), truncated)
+        truncated.append(cut)
+        trainable.append(n_train)
+    empty = np.zeros(0, np.int32)
+    return TokenizedDomain(np.concatenate(ids_out) if ids_out else empty,
+                           np.concatenate(labels_out) if labels_out else empty,
+                           np.asarray(offsets, dtype=np.int64), np.asarray(truncated, dtype=bool),
+                           np.asarray(trainable, dtype=np.int32)), skipped

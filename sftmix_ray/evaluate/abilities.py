@@ -17,7 +17,8 @@ def evaluate_abilities(model, tokenizer, cfg, eval_sets: dict, template=VicunaTe
                        ) -> tuple[dict, dict]:
     def gen(prompts, bench):
         return generate(model, tokenizer, [template.prompt(p) for p in prompts],
-                        bench.max_new_tokens, batch_size=cfg.batch_size)
+                        bench.max_new_tokens, batch_size=cfg.batch_size,
+                        prepend_bos=template.prepend_bos)
 
     math_set, code_set, gen_set = eval_sets["math"], eval_sets["code"], eval_sets["general"]
     m_out = gen([p["question"] for p in math_set], cfg.math)

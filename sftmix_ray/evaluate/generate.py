@@ -4,12 +4,13 @@ from __future__ import annotations
 
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 64,
-             stop: tuple[str, ...] = ()) -> list[str]:
+             stop: tuple[str, ...] = (), prepend_bos: bool = True) -> list[str]:
     import torch
 
     if not prompts:
         return []
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    # As in training (data/tokenize.py): a template that writes its own BOS gets no second one.
+    bos = [tokenizer.bos_token_id] if prepend_bos and tokenizer.bos_token_id is not None else []
     encoded = [bos + e for e in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)

@@ -25,13 +25,14 @@ class ProgressCallback(Callback):
             from rich.console import Console
             self.console = Console(stderr=True)
         self.done += 1
+        from .spaces import describe
         from .tuner import trial_point
 
         cfg = trial_point(trial.config)
         k = f" k={cfg['k']:g}" if cfg.get("k") is not None else ""
         took = time.time() - self.started.get(trial.trial_id, self.t0)
         self.console.print(f"[{self.done}/{self.total}] {trial.trial_id} {cfg.get('strategy')}{k} "
-                           f"n={cfg.get('amount')} → {verdict}  ({took:.0f}s, "
+                           f"{describe(cfg)} → {verdict}  ({took:.0f}s, "
                            f"{time.time() - self.t0:.0f}s total)", highlight=False)
 
     def on_trial_start(self, iteration, trials, trial, **info):

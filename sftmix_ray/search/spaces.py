@@ -1,8 +1,9 @@
 """Search spaces over data composition: ratio simplex, amount, strategy (with conditional params).
 
 A space file validates into `SearchSpace`, which becomes an Optuna define-by-run function (for the
-model-based samplers) or a Tune grid. Every trial's config is a *point*:
-`{"ratio": {domain: share}, "amount": int, "strategy": name, "k": float | None}`.
+model-based samplers) or a Tune grid. Every trial's config is a *point*: a mixture
+(`{"ratio": {domain: share}, "amount": int}`, `{"fractions": {domain: f}}` or
+`{"counts": {domain: n}}`), plus `"strategy": name` and `"k": float | None`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,40 @@ class AmountSpace(Strict):
         return self
 
 
+class PerDomainSpace(Strict):
+    """Fractions of each domain, or absolute counts per domain: an explicit list of mixtures
+    (`grid`) or a set of values per domain (`choices`, crossed for grids, categorical for Optuna).
+    A domain left out gets 0."""
+
+    grid: list[dict[str, float]] | None = None
+    choices: dict[str, list[float]] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if (self.grid is None) == (self.choices is None):
+            raise ValueError("give exactly one of 'grid' (a list of mixtures) or 'choices' "
+                             "(values per domain)")
+        values = [v for m in (self.grid or []) for v in m.values()] + \
+            [v for vs in (self.choices or {}).values() for v in vs]
+        if any(v < 0 for v in values):
+            raise ValueError("values must be non-negative")
+        if self.grid is not None and (not self.grid or any(not any(m.values()) for m in self.grid)):
+            raise ValueError("every mixture in 'grid' needs a positive value")
+        if self.choices is not None and any(not vs for vs in self.choices.values()):
+            raise ValueError("every domain in 'choices' needs at least one value")
+        return self
+
+    def domains(self) -> set[str]:
+        return {d for m in (self.grid or []) for d in m} | set(self.choices or {})
+
+    def mixtures(self) -> list[dict[str, float]]:
+        if self.grid is not None:
+            return [dict(m) for m in self.grid]
+        names = list(self.choices)
+        return [dict(zip(names, vals)) for vals in itertools.product(*self.choices.values())
+                if any(vals)]
+
+
 class StrategyOptions(Strict):
     k: list[float] | None = Field(None, description="DMT: fractions of specialized data in stage 2")
     order: list[str] | None = Field(None, description="sequential: domain order")
@@ -60,11 +95,16 @@ class StrategyOptions(Strict):
 
 
 class SearchSpace(Strict):
+    """A mixture is exactly one of: `ratio` (default: the simplex) × `amount`; `fractions` of
+    each domain; `counts` per domain."""
+
     domains: list[str] = Field(min_length=1)
     specialized: list[str] = Field(default_factory=list,
                                    description="domains trained first by mixed-sequential and DMT")
-    ratio: RatioSpace = RatioSpace()
-    amount: AmountSpace
+    ratio: RatioSpace | None = None
+    amount: AmountSpace | None = None
+    fractions: PerDomainSpace | None = Field(None, description="fractions of each domain")
+    counts: PerDomainSpace | None = Field(None, description="samples per domain")
     strategies: dict[Literal[tuple(STRATEGIES)], StrategyOptions | None]  # type: ignore[valid-type]
 
     @model_validator(mode="after")
@@ -72,6 +112,22 @@ class SearchSpace(Strict):
         unknown = [d for d in self.specialized if d not in self.domains]
         if unknown:
             raise ValueError(f"specialized names undeclared domains: {unknown}")
+        given = [k for k in ("fractions", "counts") if getattr(self, k) is not None]
+        if self.amount is not None:
+            given.insert(0, "ratio×amount")
+        elif self.ratio is not None:
+            raise ValueError("a 'ratio' needs an 'amount' (the total it shares out)")
+        if len(given) != 1:
+            raise ValueError("give exactly one mixture: 'amount' (with an optional 'ratio'), "
+                             f"'fractions' or 'counts'; got {given or 'none'}")
+        per_domain = self.fractions or self.counts
+        if per_domain is not None:
+            extra = per_domain.domains() - set(self.domains)
+            if extra:
+                raise ValueError(f"{given[0]} name undeclared domains {sorted(extra)}")
+        if self.counts is not None and any(v != int(v) for m in self.counts.mixtures()
+                                           for v in m.values()):
+            raise ValueError("counts must be whole numbers of samples")
         if not self.strategies:
             raise ValueError("strategies: give at least one")
         dmt = self.strategies.get("dmt")
@@ -85,6 +141,14 @@ class SearchSpace(Strict):
     def options(self, strategy: str) -> StrategyOptions:
         return self.strategies.get(strategy) or StrategyOptions()
 
+    @property
+    def mixture(self) -> str:
+        return "fractions" if self.fractions else "counts" if self.counts else "ratio"
+
+    @property
+    def ratio_space(self) -> RatioSpace:
+        return self.ratio or RatioSpace()
+
 
 def check_space_against_sweep(space: SearchSpace, sweep: SweepConfig) -> list[str]:
     problems = []
@@ -96,16 +160,22 @@ def check_space_against_sweep(space: SearchSpace, sweep: SweepConfig) -> list[st
     if seq is not None and seq.order is not None and sorted(seq.order) != sorted(space.domains):
         problems.append(f"search.space.strategies.sequential.order: {seq.order} must list each "
                         f"domain once ({space.domains})")
-    ratios = ([space.ratio.fixed] if space.ratio.fixed else []) + (space.ratio.grid or [])
-    for r in ratios:
+    ratio = space.ratio_space
+    for r in ([ratio.fixed] if ratio.fixed else []) + (ratio.grid or []):
         extra = set(r) - set(space.domains)
         if extra:
             problems.append(f"search.space.ratio: unknown domains {sorted(extra)}")
-    if sweep.search.algorithm == "grid":
+    if sweep.search.algorithm == "grid" and space.mixture == "ratio":
         if space.amount.choices is None:
             problems.append("search.space.amount: a grid sweep needs 'choices'")
-        if space.ratio.kind == "simplex" and not space.ratio.grid:
+        if ratio.kind == "simplex" and not ratio.grid:
             problems.append("search.space.ratio: a grid sweep needs 'grid' ratios or kind 'fixed'")
+    if space.fractions is not None:
+        for m in space.fractions.mixtures():
+            for d, f in m.items():
+                if f > 1 and d in sweep.domains and not sweep.domains[d].upsample:
+                    problems.append(f"search.space.fractions: {d}={f:g} is more than the whole "
+                                    f"domain; set domains.{d}.upsample: true to repeat it")
     return problems
 
 
@@ -136,8 +206,27 @@ class DefineByRun:
 
     def __call__(self, trial):
         space = self.space
-        if space.ratio.kind == "fixed":
-            ratio = _normalize(space.ratio.fixed, space.domains)
+        mixture = self._mixture(trial)
+        strategy = trial.suggest_categorical("strategy", list(space.strategies))
+        k = None
+        if strategy == "dmt":
+            k = trial.suggest_categorical("dmt_k", space.options("dmt").k)
+        return {**mixture, "k": k}
+
+    def _mixture(self, trial) -> dict:
+        space = self.space
+        per_domain = space.fractions or space.counts
+        if per_domain is not None:
+            if per_domain.grid is not None:
+                i = trial.suggest_categorical("mixture", list(range(len(per_domain.grid))))
+                values = per_domain.grid[i]
+            else:
+                values = {d: trial.suggest_categorical(f"{space.mixture}.{d}", vs)
+                          for d, vs in per_domain.choices.items()}
+            return {space.mixture: dict(values)}
+        ratio_space = space.ratio_space
+        if ratio_space.kind == "fixed":
+            ratio = _normalize(ratio_space.fixed, space.domains)
         elif len(space.domains) == 1:
             ratio = {space.domains[0]: 1.0}
         else:
@@ -147,19 +236,41 @@ class DefineByRun:
             trial.suggest_categorical("amount", space.amount.choices)
         else:
             trial.suggest_int("amount", space.amount.low, space.amount.high, log=space.amount.log)
-        strategy = trial.suggest_categorical("strategy", list(space.strategies))
-        k = None
-        if strategy == "dmt":
-            k = trial.suggest_categorical("dmt_k", space.options("dmt").k)
-        return {"ratio": ratio, "k": k}
+        return {"ratio": ratio}
+
+
+def _strategy_points(space: SearchSpace) -> list[tuple[str, float | None]]:
+    out = []
+    for name in space.strategies:
+        out.extend((name, k) for k in (space.options(name).k if name == "dmt" else [None]))
+    return out
 
 
 def grid_points(space: SearchSpace) -> list[dict]:
     """Every point of a grid space, in a stable order."""
-    ratios = [space.ratio.fixed] if space.ratio.kind == "fixed" else space.ratio.grid
-    strategy_points = []
-    for name in space.strategies:
-        ks = space.options(name).k if name == "dmt" else [None]
-        strategy_points.extend((name, k) for k in ks)
-    return [{"ratio": _normalize(r, space.domains), "amount": a, "strategy": s, "k": k}
-            for r, a, (s, k) in itertools.product(ratios, space.amount.choices, strategy_points)]
+    if space.mixture == "ratio":
+        r = space.ratio_space
+        mixtures = [{"ratio": _normalize(x, space.domains), "amount": a}
+                    for x in ([r.fixed] if r.kind == "fixed" else r.grid)
+                    for a in space.amount.choices]
+    else:
+        mixtures = [{space.mixture: m} for m in (space.fractions or space.counts).mixtures()]
+    return [{**m, "strategy": s, "k": k}
+            for m, (s, k) in itertools.product(mixtures, _strategy_points(space))]
+
+
+def describe(point: dict) -> str:
+    """A short human label for a trial's mixture, for progress lines and tables."""
+    if point.get("fractions") is not None:
+        return " ".join(f"{d}={_fraction(v)}" for d, v in point["fractions"].items()) + \
+            " (fractions)"
+    if point.get("counts") is not None:
+        return " ".join(f"{d}={int(v)}" for d, v in point["counts"].items()) + " (counts)"
+    ratio = " ".join(f"{d}={v:.2f}" for d, v in (point.get("ratio") or {}).items())
+    return f"n={point.get('amount')} {ratio}"
+
+
+def _fraction(v: float) -> str:
+    if 0 < v < 1 and abs(1 / v - round(1 / v)) < 1e-9:
+        return f"1/{round(1 / v)}"
+    return f"{v:g}"

@@ -14,7 +14,7 @@ from ..config import SweepConfig
 from ..data.prepare import prepare
 from ..pareto import front_of
 from .runtime import ensure_ray, trial_capacity
-from .spaces import DefineByRun, SearchSpace, grid_points
+from .spaces import DefineByRun, SearchSpace, describe, grid_points
 
 TRIAL_DRIVER_CPU = 0.01  # the trial function only waits on its TorchTrainer
 
@@ -118,7 +118,8 @@ def _rows(trials: dict, objectives: list[str]) -> list[dict]:
         point, metrics = trial_point(t["config"]), t.get("result") or {}
         row = {"trial_id": trial_id, "run_id": t["run_id"], "strategy": point.get("strategy"),
                "k": point.get("k"), "amount": point.get("amount"),
-               "ratio": point.get("ratio") or {}, "status": t["status"], "error": t.get("error", "")}
+               "ratio": point.get("ratio") or {}, "mixture": describe(point),
+               "status": t["status"], "error": t.get("error", "")}
         for name in objectives + ["train_loss", "train_seconds", "eval_seconds"]:
             v = metrics.get(name)
             row[name] = float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None

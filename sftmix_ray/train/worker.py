@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from ..config import ModelConfig, SweepConfig
-from ..data.mixture import domain_order, select_prefix
+from ..data.mixture import select_indices
 from ..data.prepare import PreparedData
 from .loop import StageData, select, train_stages
 
@@ -24,8 +24,7 @@ def _stage_data(prepared: PreparedData, stages: list[dict], epochs: int, seed: i
             if domain not in cache:
                 cache[domain] = prepared.tokenized(domain)
             td = cache[domain]
-            samples.extend(select(td, select_prefix(domain_order(domain, len(td), seed), count,
-                                                    domain)))
+            samples.extend(select(td, select_indices(domain, len(td), count, seed)))
         out.append(StageData(st["name"], samples, epochs))
     return out
 
@@ -42,6 +41,7 @@ def train_worker(cfg: dict) -> None:
     import ray.train
     import torch
 
+    from ..data.template import template_for
     from ..data.tokenizer import load_tokenizer
     from ..evaluate.abilities import evaluate_abilities
     from .model import build_model
@@ -77,7 +77,9 @@ def train_worker(cfg: dict) -> None:
         ray.train.report(metrics, checkpoint=None)
         return
     t_eval = time.perf_counter()
-    scores, records = evaluate_abilities(core, tokenizer, sweep.evaluate, prepared.eval_sets())
+    template = template_for(sweep.model.template, tokenizer)
+    scores, records = evaluate_abilities(core, tokenizer, sweep.evaluate, prepared.eval_sets(),
+                                         template)
     metrics.update(scores)
     metrics["eval_seconds"] = time.perf_counter() - t_eval
     metrics["general_scorer"] = records["general_scorer"]

@@ -1,0 +1,52 @@
+import optuna
+import pytest
+
+from sftmix_ray.config import ConfigError, validate_data
+from sftmix_ray.search.spaces import DefineByRun, SearchSpace, describe, grid_points
+
+BASE = {"domains": ["math", "code", "general"], "specialized": ["math", "code"],
+        "strategies": {"multi_task": {}, "dmt": {"k": [1, 0.25]}}}
+
+
+def space(**mixture) -> SearchSpace:
+    return validate_data(SearchSpace, {**BASE, **mixture}, "space.yaml")
+
+
+def test_fraction_grids_cross_the_choices_per_domain():
+    s = space(fractions={"choices": {"math": [1, 0.25], "code": [0, 1 / 256]}})
+    points = grid_points(s)
+    mixtures = [p["fractions"] for p in points if p["strategy"] == "multi_task"]
+    assert mixtures == [{"math": 1, "code": 0}, {"math": 1, "code": 1 / 256},
+                        {"math": 0.25, "code": 0}, {"math": 0.25, "code": 1 / 256}]
+    assert len(points) == 4 * 3  # multi_task + dmt at two k
+    assert describe(points[3]) == "math=1 code=1/256 (fractions)"
+
+
+def test_counts_and_explicit_grids():
+    s = space(counts={"grid": [{"math": 100}, {"math": 50, "general": 50}]})
+    assert [p["counts"] for p in grid_points(s)][:2] == [{"math": 100}, {"math": 100}]
+    with pytest.raises(ConfigError, match="whole numbers"):
+        space(counts={"grid": [{"math": 10.5}]})
+
+
+@pytest.mark.parametrize("mixture,message", [
+    ({}, "give exactly one mixture"),
+    ({"amount": {"choices": [10]}, "fractions": {"grid": [{"math": 1}]}}, "got \\['ratio×amount', "
+                                                                         "'fractions'\\]"),
+    ({"ratio": {"kind": "simplex"}}, "needs an 'amount'"),
+    ({"fractions": {"grid": [{"poetry": 1}]}}, "undeclared domains \\['poetry'\\]"),
+    ({"fractions": {"grid": [{"math": 1}], "choices": {"math": [1]}}}, "exactly one of 'grid'"),
+])
+def test_mixture_meanings_are_exclusive_in_space_files(mixture, message):
+    with pytest.raises(ConfigError, match=message):
+        space(**mixture)
+
+
+def test_define_by_run_suggests_fractions_per_domain():
+    s = space(fractions={"choices": {"math": [1, 0.25], "general": [1 / 64]}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    point = DefineByRun(s)(trial)
+    assert set(point["fractions"]) == {"math", "general"}
+    assert point["fractions"]["math"] in (1, 0.25) and point["fractions"]["general"] == 1 / 64
+    assert set(trial.params) >= {"fractions.math", "fractions.general", "strategy"}
