@@ -12,7 +12,8 @@ from sftmix_ray.data.formats import SKIP_REASONS, to_messages
 from sftmix_ray.data.presets import LAB_FORMATS
 from sftmix_ray.data.prepare import DataError, DomainSource, prepare
 from sftmix_ray.data.template import ChatTemplate, VicunaTemplate, template_for
-from sftmix_ray.data.tokenize import IGNORE, tokenize_conversations
+from sftmix_ray.data.mixture import select_indices
+from sftmix_ray.data.tokenize import IGNORE, load_index, tokenize_conversations
 from sftmix_ray.data.tokenizer import load_tokenizer, train_lab_tokenizer
 from sftmix_ray.trial import build_plan
 
@@ -251,8 +252,7 @@ def test_manifest_hash_is_a_function_of_data_and_seed(write_sweep, tmp_path):
     stage1, stage2 = manifest["stages"]
     assert stage1["domains"]["math"]["samples"] == 51
     assert stage2["domains"]["math"]["tokens"] < stage1["domains"]["math"]["tokens"]
-    lengths = np.diff(np.load(prepared.domains["math"]["path"])["offsets"])
-    from sftmix_ray.data.mixture import select_indices
+    lengths = load_index(prepared.domains["math"]["path"])["lengths"]
     assert stage1["domains"]["math"]["tokens"] == int(lengths[select_indices("math", 200, 51,
                                                                              0)].sum())
     for d in ("math", "code", "general"):

@@ -291,7 +291,7 @@ def prepare(sweep, cache_root: str | Path) -> PreparedData:
                 "tokenizer": tok_key, "template": template.spec(),
                 "max_length": sweep.train.max_length, "overlong": src.dom.overlong}
         key = _digest(spec)
-        npz, meta = cache / f"tokens-{key}.npz", cache / f"tokens-{key}.json"
+        arrays, meta = cache / f"tokens-{key}", cache / f"tokens-{key}.json"
         if not meta.is_file():
             convs, skipped = src.conversations()
             td, over_long = tokenize_conversations(convs, tokenizer, template,
@@ -302,13 +302,13 @@ def prepare(sweep, cache_root: str | Path) -> PreparedData:
                     "tokens": int(td.offsets[-1]), "trainable_tokens": int(td.trainable.sum()),
                     "truncated": int(td.truncated.sum()),
                     "skipped": {r: skipped.get(r, 0) for r in SKIP_REASONS}}
-            with tempfile.NamedTemporaryFile(dir=cache, suffix=".npz", delete=False) as f:
-                td.save(f)
-            os.replace(f.name, npz)
-            _write_atomic(meta, json.dumps(info, indent=1))
+            with tempfile.TemporaryDirectory(dir=cache) as tmp:
+                td.save(Path(tmp) / "arrays")
+                _publish(Path(tmp) / "arrays", arrays)
+            _write_atomic(meta, json.dumps(info, indent=1))  # last: marks the entry complete
             built.append(name)
         info = json.loads(meta.read_text())
-        domains[name] = {**info, "path": str(npz), "upsample": src.dom.upsample}
+        domains[name] = {**info, "path": str(arrays), "upsample": src.dom.upsample}
 
     eval_key = _digest({"v": CACHE_VERSION, "evaluate": sweep.evaluate.model_dump(),
                         "lab": _file_sha(Path(lab.__file__))})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -31,21 +32,31 @@ class TokenizedDomain:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def save(self, path) -> None:
-        np.savez(path, ids=self.ids, labels=self.labels, offsets=self.offsets,
-                 truncated=self.truncated, trainable=self.trainable)
+    def save(self, directory) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in _ARRAYS:
+            np.save(directory / f"{name}.npy", getattr(self, name))
 
     @classmethod
-    def load(cls, path) -> "TokenizedDomain":
-        z = np.load(path)
-        return cls(z["ids"], z["labels"], z["offsets"], z["truncated"], z["trainable"])
+    def load(cls, directory) -> "TokenizedDomain":
+        """Memory-mapped: a trial reads only the pages of the samples its mixture selects, and
+        trials on one node share them through the page cache."""
+        # np.asarray drops the memmap subclass, whose per-slice bookkeeping costs more than the
+        # slice itself when a mixture takes thousands of samples.
+        return cls(*(np.asarray(np.load(Path(directory) / f"{name}.npy", mmap_mode="r"))
+                     for name in _ARRAYS))
 
 
-def load_index(path) -> dict[str, np.ndarray]:
+_ARRAYS = ("ids", "labels", "offsets", "truncated", "trainable")
+
+
+def load_index(directory) -> dict[str, np.ndarray]:
     """Per-sample lengths, label-token counts and truncation flags, without the token arrays."""
-    z = np.load(path)
-    return {"lengths": np.diff(z["offsets"]), "trainable": z["trainable"],
-            "truncated": z["truncated"]}
+    d = Path(directory)
+    return {"lengths": np.diff(np.load(d / "offsets.npy")),
+            "trainable": np.load(d / "trainable.npy", mmap_mode="r"),
+            "truncated": np.load(d / "truncated.npy", mmap_mode="r")}
 
 
 def tokenize_conversations(conversations: list[list[dict]], tokenizer, template, max_length: int,
