@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -34,9 +35,12 @@ def numeric(metrics: dict) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _last_line(message: str) -> str:
     lines = [ln for ln in message.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "trial failed"
+    return lines[-1][:500] if lines else "trial failed"
 
 
 class SweepTracker:
@@ -120,7 +124,10 @@ class MLflowTrialCallback(Callback):
             return
         run_id, message = entry["run_id"], ""
         if trial.error_file and Path(trial.error_file).is_file():
-            message = Path(trial.error_file).read_text()
+            message = _ANSI.sub("", Path(trial.error_file).read_text())
         entry.update(status="failed", error=_last_line(message))
-        self.t.client.set_tag(run_id, "sftmix.error", message[-4000:] or "trial failed")
+        # The reason as a tag (filterable in the UI), the whole traceback as an artifact.
+        self.t.client.set_tag(run_id, "sftmix.error", entry["error"])
+        if message:
+            self.t.client.log_text(run_id, message, "error.txt")
         self.t.client.set_terminated(run_id, "FAILED")

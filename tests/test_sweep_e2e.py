@@ -39,20 +39,31 @@ def test_two_trial_sweep_trains_scores_and_tracks(write_sweep):
 
 
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(write_sweep):
-    # A grid of two amounts: 150 fits the lab pools, 9000 cannot (pool 200 per domain).
-    space = {"domains": ["math", "code", "general"], "ratio": {"kind": "fixed",
-             "fixed": {"math": 1, "code": 1, "general": 1}},
-             "amount": {"choices": [150, 9000]}, "strategies": {"multi_task": {}}}
+    # A grid of two fraction mixtures: parts of each domain fit; 1/512 of a 200-sample pool
+    # rounds to no sample, which the trial must refuse rather than train on nothing.
+    space = {"domains": ["math", "code", "general"],
+             "fractions": {"grid": [{"math": 0.5, "code": 0.25, "general": 0.25},
+                                    {"math": 1 / 512}]},
+             "strategies": {"multi_task": {}}}
     path = write_sweep(space=space)
     sweep, sp = load_sweep(path)
     sweep = sweep.model_copy(update={"search": sweep.search.model_copy(
         update={"algorithm": "grid", "num_samples": 1})})
     outcome = run_sweep(sweep, sp)
-    by_status = {r["amount"]: r for r in outcome.rows}
-    assert by_status[150]["status"] == "ok" and by_status[9000]["status"] == "failed"
-    assert "has 200" in by_status[9000]["error"]
+    by_status = {r["status"]: r for r in outcome.rows}
+    assert set(by_status) == {"ok", "failed"}
+    assert "rounds to 0" in by_status["failed"]["error"]
     children = _runs(outcome.tracking_uri, outcome.parent_run_id)
-    statuses = sorted(children["status"])
-    assert statuses == ["FAILED", "FINISHED"]
+    assert sorted(children["status"]) == ["FAILED", "FINISHED"]
     failed = children[children["status"] == "FAILED"].iloc[0]
-    assert "asks for 3000 samples" in failed["tags.sftmix.error"]
+    assert failed["tags.sftmix.error"].startswith("sftmix_ray.data.mixture.MixtureError: domain "
+                                                  "'math': fraction 0.00195312 of 200 samples "
+                                                  "rounds to 0")
+    trace = mlflow.artifacts.load_text(f"runs:/{failed['run_id']}/error.txt")
+    assert "resolve_counts" in trace  # where it failed, not only what
+    ok = children[children["status"] == "FINISHED"].iloc[0]
+    assert ok["params.mixture"] == "fractions" and float(ok["params.fractions.math"]) == 0.5
+    assert (ok["metrics.samples_math"], ok["metrics.samples_code"]) == (100, 50)
+    manifest = mlflow.artifacts.load_dict(f"runs:/{ok['run_id']}/manifest.json")
+    assert manifest["counts"] == {"math": 100, "code": 50, "general": 50}
+    assert manifest["hash"] == ok["tags.sftmix.manifest_hash"]
