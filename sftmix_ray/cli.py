@@ -54,6 +54,7 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
     """Run a sweep: trials on Ray Tune + Ray Train, tracked in MLflow, answered by a Pareto front."""
     from .data.prepare import DataError
     from .data.template import TemplateError
+    from .evaluate.benchmarks import BenchmarkError
     from .search.tuner import run_sweep
 
     sweep, space = _load(sweep_file, {"num_samples": num_samples, "max_concurrent": max_concurrent,
@@ -62,13 +63,78 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
               f"({sweep.search.algorithm}), MLflow at {sweep.tracking_uri()}", highlight=False)
     try:
         outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose)
-    except (DataError, TemplateError) as exc:
+    except (DataError, TemplateError, BenchmarkError) as exc:
         err.print(f"[red]cannot prepare the data[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
     print_answer(outcome, list(sweep.search.objectives))
     failed = sum(r["status"] != "ok" for r in outcome.rows)
     if failed == len(outcome.rows):
         raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_(model: str = typer.Option(..., help="hub id or local path of a causal LM"),
+          benchmarks: str = typer.Option("gsm8k,humaneval,mt_bench",
+                                         help="comma-separated: gsm8k, humaneval, mt_bench, "
+                                              "lab_math, lab_code, lab_general"),
+          n: Optional[int] = typer.Option(None, help="first N problems of each (default: all)"),
+          gsm8k: str = typer.Option("openai/gsm8k", help="GSM8K test: local JSONL or hub id"),
+          template: str = typer.Option("auto", help="auto, vicuna, model, or a .jinja file"),
+          judge_url: Optional[str] = typer.Option(None, help="OpenAI-compatible base URL for "
+                                                             "the MT-Bench judge"),
+          judge_model: Optional[str] = typer.Option(None, help="the judge's model name"),
+          batch_size: int = typer.Option(16),
+          max_new_tokens: Optional[int] = typer.Option(None, help="default: per benchmark"),
+          samples: int = typer.Option(1, help="completions per prompt (pass@k)"),
+          temperature: float = typer.Option(0.0, help="0 = greedy"),
+          out: Path = typer.Option(Path("eval_results"), help="where scores and records go"),
+          cache_dir: Optional[Path] = typer.Option(Path("runs/cache/eval"),
+                                                   help="evaluation cache ('' to disable)"),
+          tracking_uri: Optional[str] = typer.Option(None, help="MLflow URI; default "
+                                                                "sqlite:///mlflow.db"),
+          experiment: str = typer.Option("sftmix-eval", help="MLflow experiment")):
+    """Score any model on the ability benchmarks, outside a sweep."""
+    import os
+
+    from pydantic import ValidationError
+
+    from .evaluate.benchmarks import BenchmarkError
+    from .evaluate.standalone import eval_config, evaluate_model, log_to_mlflow, parse_benchmarks
+
+    try:
+        names = parse_benchmarks(benchmarks)
+        cfg = eval_config(names, n=n, gsm8k=gsm8k, batch_size=batch_size,
+                          max_new_tokens=max_new_tokens, judge_url=judge_url,
+                          judge_model=judge_model, samples=samples, temperature=temperature)
+    except (ValueError, ValidationError) as exc:
+        err.print(f"[red]invalid options[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if not (Path(model).exists() or "/" in model):
+        err.print(f"[red]--model[/red]: {model!r} is neither a local path nor a hub id")
+        raise typer.Exit(2)
+    try:
+        result = evaluate_model(model, names, cfg, template=template,
+                                cache_dir=cache_dir if cache_dir and str(cache_dir) else None,
+                                out_dir=out)
+    except (BenchmarkError, OSError) as exc:
+        err.print(f"[red]cannot evaluate[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or \
+        f"sqlite:///{Path('mlflow.db').resolve()}"
+    run_id = log_to_mlflow(result, model_id=model, benchmarks=names, cfg=cfg, tracking_uri=uri,
+                           experiment=experiment, out_dir=out)
+    table = Table(title=f"{model} ({result['seconds']:.0f}s)")
+    table.add_column("metric")
+    table.add_column("value")
+    for k, v in sorted(result["scores"].items()):
+        table.add_row(k, f"{v:.4f}")
+    console.print(table)
+    if result["cache_hit"]:
+        console.print("scores from the evaluation cache (same weights and settings)")
+    if result["general_scorer"]:
+        console.print(f"general scorer: {result['general_scorer']}", highlight=False)
+    console.print(f"records: {out / 'eval_records.json'}; MLflow run {run_id} at {uri}",
+                  highlight=False)
 
 
 def print_answer(outcome, objectives: list[str]) -> None:

@@ -127,14 +127,42 @@ class TrainConfig(Strict):
 
 
 class BenchConfig(Strict):
-    source: str = Field("lab", description="'lab', or a benchmark: a GSM8K-format JSONL path for "
-                        "math, 'humaneval' for code")
-    n: int = Field(64, gt=0, description="evaluation problems")
+    source: str = Field("lab", description="'lab', or a benchmark: for math a GSM8K-format JSONL "
+                        "path or a hub id (test split); for code 'humaneval'; for general "
+                        "'mt_bench'")
+    n: int = Field(64, gt=0, description="evaluation problems (the first n)")
     max_new_tokens: int = Field(64, gt=0)
+    samples: int = Field(1, gt=0, description="completions per prompt (pass@k needs k of them)")
+    temperature: float = Field(0.0, ge=0, description="0: greedy, as the study evaluated")
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: list[str] = Field(default_factory=list, description="cut completions at these strings")
+
+    @model_validator(mode="after")
+    def _sampling(self):
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError("samples > 1 needs temperature > 0 (greedy gives one completion)")
+        return self
 
 
 class CodeBenchConfig(BenchConfig):
     timeout_s: float = Field(5.0, gt=0)
+    k: list[int] = Field(default_factory=lambda: [1], description="pass@k values; the first is "
+                         "the 'code' objective")
+
+    @model_validator(mode="after")
+    def _k_fits(self):
+        if not self.k or min(self.k) < 1 or max(self.k) > self.samples:
+            raise ValueError(f"every k must be between 1 and samples ({self.samples}): {self.k}")
+        return self
+
+
+class JudgeConfig(Strict):
+    base_url: str = Field(description="an OpenAI-compatible endpoint, e.g. http://host:8000/v1")
+    model: str = Field(description="the judge model's name at that endpoint")
+    api_key_env: str = Field("SFTMIX_JUDGE_API_KEY", description="env var holding the API key "
+                             "(OPENAI_API_KEY is tried next)")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0)
 
 
 class EvaluateConfig(Strict):
@@ -142,6 +170,22 @@ class EvaluateConfig(Strict):
     code: CodeBenchConfig = CodeBenchConfig(n=32, max_new_tokens=80)
     general: BenchConfig = BenchConfig(max_new_tokens=32)
     batch_size: int = Field(64, gt=0)
+    judge: JudgeConfig | None = Field(None, description="MT-Bench judge; without one, general is "
+                                      "an offline reference-based score, labelled as such")
+    cache: bool = Field(True, description="reuse scores of identical weights and settings")
+
+    @model_validator(mode="after")
+    def _sources(self):
+        problems = []
+        if self.code.source not in ("lab", "humaneval"):
+            problems.append(f"evaluate.code.source: {self.code.source!r} is not 'lab' or "
+                            f"'humaneval'")
+        if self.general.source not in ("lab", "mt_bench"):
+            problems.append(f"evaluate.general.source: {self.general.source!r} is not 'lab' or "
+                            f"'mt_bench'")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class SearchConfig(Strict):

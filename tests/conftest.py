@@ -39,3 +39,30 @@ def write_sweep(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """An untrained tiny Llama and the lab tokenizer saved as a local model directory: the shape
+    of a hub checkpoint, built offline."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sftmix_ray.data import lab
+    from sftmix_ray.data.formats import to_messages
+    from sftmix_ray.data.presets import LAB_FORMATS
+    from sftmix_ray.data.template import VicunaTemplate
+    from sftmix_ray.data.tokenizer import train_lab_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    texts = [t for d in lab.LAB_DOMAINS for r in lab.lab_train(d, 300)
+             for t, _ in VicunaTemplate().segments(to_messages(r, LAB_FORMATS[d]))]
+    tok = train_lab_tokenizer(texts, 400, out)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                      max_position_embeddings=512, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(str(out))
+    return out

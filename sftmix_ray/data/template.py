@@ -42,6 +42,11 @@ class VicunaTemplate:
         """The text a model sees before it answers a one-turn question."""
         return self.segments([{"role": "user", "content": user_turn}])[0][0]
 
+    def conversation_prompt(self, messages: list[dict]) -> str:
+        """The text before the model's next turn in a conversation ending with a user turn
+        (MT-Bench's second turn)."""
+        return "".join(text for text, _ in self.segments(messages))
+
     def spec(self) -> dict:
         return {"kind": "vicuna", "system": self.system, "eos": self.eos}
 
@@ -87,6 +92,9 @@ class ChatTemplate:
 
     def prompt(self, user_turn: str) -> str:
         return self._render([{"role": "user", "content": user_turn}], True)
+
+    def conversation_prompt(self, messages: list[dict]) -> str:
+        return self._render(messages, True)
 
     def spec(self) -> dict:
         return {"kind": "jinja", "sha256": hashlib.sha256(self.source.encode()).hexdigest()}

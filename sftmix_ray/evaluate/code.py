@@ -31,22 +31,29 @@ def build_program(problem: dict, output: str) -> str:
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased estimator of pass@k from n samples with c correct (Chen et al., 2021)."""
+    if not 0 < k <= n:
+        raise ValueError(f"pass@{k} needs at least {k} samples per problem, got {n}")
     if n - c < k:
         return 1.0
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def score_code(outputs: list[list[str]], problems: list[dict], k: int = 1,
+def score_code(outputs: list[list[str]], problems: list[dict], ks: list[int] = (1,),
                limits: Limits = Limits()) -> tuple[dict, list[dict]]:
-    """`outputs[i]` holds the samples for problem i; the score is mean pass@k."""
+    """`outputs[i]` holds the samples for problem i. `code` is the mean pass@k for the first k,
+    and `code_pass_at_<k>` is reported for every k (MLflow metric names cannot hold '@')."""
     programs = [build_program(p, o) for p, outs in zip(problems, outputs) for o in outs]
     outcomes = iter(run_programs(programs, limits))
-    records, total = [], 0.0
+    records, totals = [], {k: 0.0 for k in ks}
     for prob, outs in zip(problems, outputs):
         results = [next(outcomes) for _ in outs]
         c = sum(r.passed for r in results)
-        total += pass_at_k(len(outs), c, k) if len(outs) >= k else float(c > 0)
+        for k in ks:
+            totals[k] += pass_at_k(len(outs), c, k)
         for o, r in zip(outs, results):
             records.append({"task_id": prob["task_id"], "prompt": prob["prompt"], "output": o,
                             "verdict": r.status, "detail": r.detail[-300:]})
-    return {"code": total / max(len(problems), 1)}, records
+    n = max(len(problems), 1)
+    scores = {f"code_pass_at_{k}": totals[k] / n for k in ks}
+    scores["code"] = scores[f"code_pass_at_{ks[0]}"]
+    return scores, records

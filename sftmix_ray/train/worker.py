@@ -1,5 +1,5 @@
 """What each Ray Train worker runs for one trial: build the stages, train through all of them,
-then generate and score on rank 0, and report once with a checkpoint of the results."""
+generate on every rank, score on rank 0, and report once with a checkpoint of the results."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def train_worker(cfg: dict) -> None:
 
     from ..data.template import template_for
     from ..data.tokenizer import load_tokenizer
-    from ..evaluate.abilities import evaluate_abilities
+    from ..evaluate.suite import run_evaluation
     from .model import build_model
 
     t_start = time.perf_counter()
@@ -73,15 +73,18 @@ def train_worker(cfg: dict) -> None:
                    train_tokens=sum(s["tokens"] for s in summary["stages"]),
                    param_delta_l2=_param_delta(core, initial), train_seconds=train_s,
                    setup_seconds=t_train - t_start)
-    if rank != 0:
-        ray.train.report(metrics, checkpoint=None)
-        return
     t_eval = time.perf_counter()
     template = template_for(sweep.model.template, tokenizer)
-    scores, records = evaluate_abilities(core, tokenizer, sweep.evaluate, prepared.eval_sets(),
-                                         template)
+    evaluated = run_evaluation(core, tokenizer, sweep.evaluate, prepared.eval_sets(), template,
+                               eval_id=Path(prepared.eval_path).stem,
+                               cache_dir=Path(prepared.root) / "eval", rank=rank, world=world)
+    if evaluated is None:  # not rank 0: its shard of the generations is already gathered
+        ray.train.report(metrics, checkpoint=None)
+        return
+    scores, records, cache_hit = evaluated
     metrics.update(scores)
     metrics["eval_seconds"] = time.perf_counter() - t_eval
+    metrics["eval_cache_hit"] = int(cache_hit)
     metrics["general_scorer"] = records["general_scorer"]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
