@@ -272,3 +272,23 @@ def test_lab_tokenizer_does_not_depend_on_pool_size(write_sweep, tmp_path):
     a, b = prepare(sweep, tmp_path / "cache"), prepare(bigger, tmp_path / "cache")
     assert a.tokenizer_dir == b.tokenizer_dir
     assert b.built == ["math"] and b.domains["math"]["size"] == 2500
+
+
+def test_upsampling_shows_in_the_manifest_and_a_too_large_ask_fails(write_sweep, tmp_path):
+    sweep, space = _sweep_and_space(write_sweep)
+    prepared = prepare(sweep, tmp_path / "cache")
+    point = {"counts": {"general": 500}, "strategy": "multi_task"}
+    with pytest.raises(ValueError, match=r"general.*500.*has 200.*upsample: true"):
+        build_plan(point, space, prepared, seed=0)
+    prepared.domains["general"]["upsample"] = True  # as `domains.general.upsample: true` sets it
+    _, manifest = build_plan(point, space, prepared, seed=0)
+    entry = manifest["stages"][0]["domains"]["general"]
+    assert entry["samples"] == 500 and entry["repeats"] == 3
+
+
+def test_a_template_that_is_not_prefix_stable_is_refused(lab_tokenizer):
+    # Renders the newest turn first, so earlier renderings are not prefixes of later ones.
+    reverse = ("{% for m in messages|reverse %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
+               "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    with pytest.raises(ValueError, match="growing prefixes"):
+        ChatTemplate(lab_tokenizer, reverse).segments(CONV)
