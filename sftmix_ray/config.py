@@ -111,6 +111,14 @@ class ModelConfig(Strict):
         return self
 
 
+class LoraConfig(Strict):
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj",
+                                                               "o_proj"])
+
+
 class TrainConfig(Strict):
     lr: float = Field(2e-5, gt=0)
     epochs: int = Field(3, gt=0)
@@ -124,6 +132,20 @@ class TrainConfig(Strict):
     cpus_per_worker: float = Field(1, gt=0)
     gpus_per_worker: float = Field(0, ge=0)
     threads_per_worker: int | None = Field(None, gt=0, description="torch threads; default: CPUs")
+    grad_accum: int = Field(1, gt=0, description="micro-batches per optimizer step")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on GPUs that support it, float32 on CPU")
+    gradient_checkpointing: bool = False
+    parallel: Literal["ddp", "fsdp"] = Field("ddp", description="how workers share a model: "
+                                             "DDP replicas, or FSDP shards for models that do "
+                                             "not fit one GPU (no prefix cache)")
+    lora: LoraConfig | None = Field(None, description="train LoRA adapters (peft) instead of "
+                                    "every weight")
+    prefix_cache: bool = Field(True, description="train a stage prefix shared by several trials "
+                               "(e.g. DMT's stage 1) once per sweep, and start later trials "
+                               "from its checkpoint")
+    save_model: bool = Field(True, description="keep the trial's final weights (and tokenizer) "
+                             "in its Ray Train checkpoint, loadable by `sftmix eval --model`")
 
 
 class BenchConfig(Strict):

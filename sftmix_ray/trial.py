@@ -70,7 +70,8 @@ def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage
     trial_id = tune.get_context().get_trial_id()
     trainer = lean_torch_trainer_cls()(
         train_worker,
-        train_loop_config={"sweep": sweep, "prepared": prepared, "stages": stages},
+        train_loop_config={"sweep": sweep, "prepared": prepared, "stages": stages,
+                           "manifest": manifest},
         scaling_config=ScalingConfig(num_workers=tr.workers, use_gpu=tr.gpus_per_worker > 0,
                                      resources_per_worker=resources),
         run_config=RunConfig(name=f"train-{trial_id}", storage_path=storage))

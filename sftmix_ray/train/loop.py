@@ -55,52 +55,86 @@ def lr_at(step: int, total: int, peak: float, warmup_ratio: float) -> float:
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train_stages(model, stages: list[StageData], hp, pad_id: int, rank: int = 0, world: int = 1,
-                 on_stage_end=None) -> dict:
-    """Train through every stage in order; returns per-stage loss, tokens and seconds.
-
-    Each stage restarts the lr schedule (warmup then cosine), as separate fine-tuning stages would.
-    Raises FloatingPointError when the loss stops being finite.
-    """
+def amp_dtype(choice: str, device):
+    """The autocast dtype for `train.dtype` (None: plain float32)."""
     import torch
 
+    if choice == "float32":
+        return None
+    if choice == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: int = 0,
+                world: int = 1, device=None, autocast_dtype=None) -> dict:
+    """One stage as its own fine-tuning run: a fresh AdamW, warmup then cosine, batches drawn
+    from a generator seeded by (seed, stage index). A stage therefore depends only on the weights
+    it starts from, which is what lets the prefix cache resume at any stage boundary exactly.
+
+    Raises FloatingPointError when the loss stops being finite, and a RuntimeError naming the
+    remedies when memory runs out."""
+    import contextlib
+
+    import torch
+
+    device = device or torch.device("cpu")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
-    rng = np.random.default_rng(hp.seed)
-    summary: dict = {"stages": []}
+    rng = np.random.default_rng([hp.seed, index])
+    accum = getattr(hp, "grad_accum", 1)
+    t0 = time.perf_counter()
+    lengths = np.array([len(ids) for ids, _ in stage.samples])
+    plan = []
+    for _ in range(stage.epochs):
+        batches = length_grouped_batches(lengths, hp.batch_size * world, rng)
+        # Every rank must take the same number of steps, or DDP waits forever.
+        plan.extend(b[rank::world] for b in batches if len(b) >= world)
+    total_steps = max(1, math.ceil(len(plan) / accum))
     model.train()
-    for stage in stages:
-        t0 = time.perf_counter()
-        lengths = np.array([len(ids) for ids, _ in stage.samples])
-        plan = []
-        for _ in range(stage.epochs):
-            batches = length_grouped_batches(lengths, hp.batch_size * world, rng)
-            plan.extend(b[rank::world] for b in batches if len(b[rank::world]))
-        total_steps = len(plan)
-        loss_sum, tokens, steps = 0.0, 0, 0
-        for step, idx in enumerate(plan):
+    loss_sum, tokens, micro, step = 0.0, 0, 0, 0
+    for i, idx in enumerate(plan):
+        last_micro = (i + 1) % accum == 0 or i + 1 == len(plan)
+        ids, labels, mask = (t.to(device) for t in collate([stage.samples[j] for j in idx], pad_id))
+        sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") \
+            else model.no_sync()
+        amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype \
+            else contextlib.nullcontext()
+        try:
+            with sync:
+                with amp:
+                    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at stage {stage.name!r} "
+                                             f"step {step}")
+                (loss / accum).backward()
+        except torch.OutOfMemoryError as exc:
+            raise RuntimeError(f"out of memory at stage {stage.name!r} step {step} (micro-batch "
+                               f"{ids.shape[0]} × {ids.shape[1]} tokens): lower "
+                               f"train.batch_size, raise train.grad_accum or enable "
+                               f"train.gradient_checkpointing") from exc
+        loss_sum += loss.item()
+        tokens += int(mask.sum())
+        micro += 1
+        if last_micro:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, hp.lr, hp.warmup_ratio)
-            ids, labels, mask = collate([stage.samples[i] for i in idx], pad_id)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at stage {stage.name!r} "
-                                         f"step {step}")
-            loss.backward()
             if hp.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            loss_sum += loss.item()
-            tokens += int(mask.sum())
-            steps += 1
-        record = {"name": stage.name, "samples": len(stage.samples), "steps": steps,
-                  "tokens": tokens, "loss": loss_sum / max(steps, 1),
-                  "seconds": time.perf_counter() - t0}
-        summary["stages"].append(record)
-        if on_stage_end is not None:
-            on_stage_end(record)
-    return summary
+            step += 1
+    return {"name": stage.name, "samples": len(stage.samples), "steps": step, "tokens": tokens,
+            "loss": loss_sum / max(micro, 1), "seconds": time.perf_counter() - t0}
+
+
+def train_stages(model, stages: list[StageData], hp, pad_id: int, rank: int = 0, world: int = 1,
+                 **kwargs) -> dict:
+    """Every stage in order, without a prefix cache; returns per-stage loss, tokens, seconds."""
+    return {"stages": [train_stage(model, st, hp, pad_id, index=i, rank=rank, world=world,
+                                   **kwargs) for i, st in enumerate(stages)]}
 
 
 def select(domain: TokenizedDomain, indices) -> list[tuple[np.ndarray, np.ndarray]]:

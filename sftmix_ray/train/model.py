@@ -1,11 +1,14 @@
-"""The model a trial fine-tunes: a hub id / local path, or a tiny Llama built from a config."""
+"""The model a trial fine-tunes: a hub id / local path, or a tiny Llama built from a config; full
+fine-tuning or LoRA adapters (peft); optional gradient checkpointing."""
 
 from __future__ import annotations
 
 
-def build_model(spec, vocab_size: int, tokenizer, seed: int):
-    """`spec` is the sweep's ModelConfig. The same seed gives the same initial weights in every trial,
-    so differences between trials come from their data, not their initialization."""
+def build_model(spec, vocab_size: int, tokenizer, seed: int, train=None):
+    """`spec` is the sweep's ModelConfig, `train` its TrainConfig. The same seed gives the same
+    initial weights (and LoRA init) in every trial, so differences between trials come from their
+    data, not their initialization. Weights stay float32: bf16 runs under autocast (loop.py), so
+    the optimizer keeps full-precision master weights."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
@@ -18,5 +21,48 @@ def build_model(spec, vocab_size: int, tokenizer, seed: int):
                           max_position_embeddings=t.max_positions,
                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                           pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-        return LlamaForCausalLM(cfg)
-    return AutoModelForCausalLM.from_pretrained(spec.name, dtype=torch.float32)
+        model = LlamaForCausalLM(cfg)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(spec.name, dtype=torch.float32)
+    if train is None:
+        return model
+    if train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if train.lora is not None:
+        model = apply_lora(model, train.lora, train.gradient_checkpointing)
+    return model
+
+
+def apply_lora(model, lora, checkpointing: bool = False):
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("train.lora needs peft: pip install 'peft>=0.21,<0.22'") from exc
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [m for m in lora.target_modules if m not in names]
+    if missing:
+        raise ValueError(f"train.lora.target_modules: the model has no modules named {missing}")
+    cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                     target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+    if checkpointing:  # frozen embeddings would give checkpointed blocks no input gradient
+        model.enable_input_require_grads()
+    return get_peft_model(model, cfg)
+
+
+def trainable_state(model) -> dict:
+    """What training changes: every weight, or only the adapters under LoRA. Saved at stage ends
+    for the prefix cache and loaded with `load_trainable_state`."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model, state: dict) -> None:
+    import torch
+
+    params = dict(model.named_parameters())
+    missing = [n for n in state if n not in params]
+    if missing:
+        raise KeyError(f"checkpoint holds parameters the model lacks: {missing[:3]}")
+    with torch.no_grad():
+        for n, value in state.items():
+            params[n].copy_(value.to(params[n].device, params[n].dtype))

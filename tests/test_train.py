@@ -1,0 +1,123 @@
+"""Training: stages resume exactly from the prefix cache, racing trials train a prefix once, LoRA
+touches only adapters, and a NaN loss stops the trial with its reason."""
+
+import multiprocessing as mp
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from sftmix_ray.config import LoraConfig, ModelConfig, TinyModelConfig, TrainConfig
+from sftmix_ray.train.loop import StageData, train_stage
+from sftmix_ray.train.model import build_model, trainable_state
+from sftmix_ray.train.prefix_cache import PrefixCache
+from sftmix_ray.train.worker import run_stages
+
+VOCAB = 64
+SPEC = ModelConfig(tiny=TinyModelConfig(hidden_size=32, intermediate_size=64, layers=1, heads=2,
+                                        max_positions=64))
+TOKENS = SimpleNamespace(bos_token_id=1, eos_token_id=2, pad_token_id=0)
+
+
+def _hp(**kw) -> SimpleNamespace:
+    return SimpleNamespace(**TrainConfig(lr=1e-2, epochs=1, batch_size=4, max_length=32,
+                                         **kw).model_dump())
+
+
+def _stages() -> list[StageData]:
+    rng = np.random.default_rng(0)
+
+    def samples(n, lo):
+        out = []
+        for _ in range(n):
+            ids = rng.integers(lo, lo + 20, size=int(rng.integers(6, 16))).astype(np.int32)
+            labels = ids.copy()
+            labels[:3] = -100
+            out.append((ids, labels))
+        return out
+    # DMT-shaped: stage 1 specialized data, stage 2 general data plus a replay
+    spec, gen = samples(24, 3), samples(16, 30)
+    return [StageData("specialized", spec, 1), StageData("general+k", gen + spec[:4], 1)]
+
+
+def _model(train=None):
+    return build_model(SPEC, VOCAB, TOKENS, seed=0, train=train)
+
+
+def _run(cache, keys, hp=None):
+    model = _model()
+    records = run_stages(model, model, _stages(), hp or _hp(), 0, keys=keys, cache=cache, rank=0,
+                         world=1, device=torch.device("cpu"), autocast_dtype=None)
+    return model, records
+
+
+def test_stage_two_resumes_exactly_from_the_cached_stage_one(tmp_path):
+    plain, plain_records = _run(None, [])
+    cache = PrefixCache(tmp_path / "prefix")
+    first, first_records = _run(cache, ["k1"])
+    second, second_records = _run(cache, ["k1"])
+    assert [r["cached"] for r in first_records] == [0, 0]
+    assert [r["cached"] for r in second_records] == [1, 0]  # stage 1 skipped: loaded
+    assert second_records[0]["loss"] == first_records[0]["loss"]  # the record travels too
+    for model in (first, second):
+        for (n, a), b in zip(plain.state_dict().items(), model.state_dict().values()):
+            assert torch.equal(a, b), n  # identical to training straight through
+    # the checkpoint is stage 1's end: training only stage 1 from scratch reproduces it
+    stage1 = _model()
+    train_stage(stage1, _stages()[0], _hp(), 0, index=0)
+    state, _ = cache.load("k1")
+    for n, value in trainable_state(stage1).items():
+        assert torch.equal(state[n], value), n
+    # and stage 2 really started there: different from stage 2 trained on the initial weights
+    fresh = _model()
+    train_stage(fresh, _stages()[1], _hp(), 0, index=1)
+    assert not torch.equal(fresh.lm_head.weight, first.lm_head.weight)
+
+
+def _race(root: str, out) -> None:
+    torch.set_num_threads(1)
+    _, records = _run(PrefixCache(root, poll_s=0.05), ["shared"])
+    out.put([r["cached"] for r in records])
+
+
+def test_racing_trials_train_a_prefix_once(tmp_path):
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(tmp_path / "prefix"), out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = sorted(out.get(timeout=180) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert results == [[0, 0], [1, 0]]  # one trained the shared stage, the other waited for it
+    leftovers = [p.name for p in (tmp_path / "prefix").iterdir() if p.name.startswith(".")]
+    assert not leftovers  # no half-written checkpoint
+
+
+def test_lora_trains_only_the_adapters():
+    train = TrainConfig(lr=1e-2, epochs=1, batch_size=4, max_length=32,
+                        lora=LoraConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj"]))
+    model = _model(train)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train_stage(model, _stages()[0], SimpleNamespace(**train.model_dump()), 0, index=0)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(before[n], p)}
+    assert changed and all("lora_" in n for n in changed)
+    assert set(trainable_state(model)) == {n for n, p in model.named_parameters()
+                                           if "lora_" in n}
+    with pytest.raises(ValueError, match="no modules named \\['query'\\]"):
+        _model(train.model_copy(update={"lora": LoraConfig(target_modules=["query"])}))
+
+
+def test_gradient_accumulation_matches_the_step_count():
+    model = _model()
+    record = train_stage(model, _stages()[0], _hp(grad_accum=3), 0, index=0)
+    assert record["steps"] == 2  # 24 samples / batch 4 = 6 micro-batches / 3
+
+
+def test_a_nan_loss_stops_the_trial_with_its_reason():
+    model = _model()
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="loss became nan at stage 'specialized' step 0"):
+        train_stage(model, _stages()[0], _hp(), 0, index=0)
