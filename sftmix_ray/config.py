@@ -136,6 +136,9 @@ class TrainConfig(Strict):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto: bfloat16 on GPUs that support it, float32 on CPU")
     gradient_checkpointing: bool = False
+    packing: bool = Field(False, description="pack each batch's samples into rows of max_length "
+                          "(no padding; attention kept within each sample); otherwise batches "
+                          "are grouped by length")
     parallel: Literal["ddp", "fsdp"] = Field("ddp", description="how workers share a model: "
                                              "DDP replicas, or FSDP shards for models that do "
                                              "not fit one GPU (no prefix cache)")

@@ -47,6 +47,55 @@ def collate(samples, pad_id: int):
     return ids, labels, mask
 
 
+def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    perm = rng.permutation(n)
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
+    """First-fit decreasing: sample positions grouped into rows of at most `capacity` tokens."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        for r, free in enumerate(room):
+            if lengths[i] <= free:
+                rows[r].append(i)
+                room[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            room.append(capacity - lengths[i])
+    return rows
+
+
+def collate_packed(samples, pad_id: int, capacity: int):
+    """Several samples per row, no padding between them. Position ids restart at 0 for each
+    sample; with no attention mask, transformers reads those restarts as sequence boundaries
+    and attends block-diagonally (masking_utils.find_packed_sequence_indices), so no token sees
+    another sample. Each sample's first label is dropped so nothing is trained across a seam."""
+    import torch
+
+    lengths = [len(ids) for ids, _ in samples]
+    rows = pack_rows(lengths, max(capacity, max(lengths)))
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    real = 0
+    for r, row in enumerate(rows):
+        at = 0
+        for i in row:
+            s_ids, s_labels = samples[i]
+            n = len(s_ids)
+            ids[r, at:at + n] = torch.from_numpy(s_ids.astype(np.int64))
+            labels[r, at + 1:at + n] = torch.from_numpy(s_labels[1:].astype(np.int64))
+            pos[r, at:at + n] = torch.arange(n)
+            at += n
+        real += at
+        pos[r, at:] = torch.arange(width - at)  # the tail pad is its own block, trained on nothing
+    return ids, labels, pos, real
+
+
 def lr_at(step: int, total: int, peak: float, warmup_ratio: float) -> float:
     warm = max(1, math.ceil(total * warmup_ratio))
     if step < warm:
@@ -87,9 +136,11 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
     accum = getattr(hp, "grad_accum", 1)
     t0 = time.perf_counter()
     lengths = np.array([len(ids) for ids, _ in stage.samples])
+    packing = getattr(hp, "packing", False)
     plan = []
     for _ in range(stage.epochs):
-        batches = length_grouped_batches(lengths, hp.batch_size * world, rng)
+        batches = random_batches(len(lengths), hp.batch_size * world, rng) if packing else \
+            length_grouped_batches(lengths, hp.batch_size * world, rng)
         # Every rank must take the same number of steps, or DDP waits forever.
         plan.extend(b[rank::world] for b in batches if len(b) >= world)
     total_steps = max(1, math.ceil(len(plan) / accum))
@@ -97,7 +148,18 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
     loss_sum, tokens, micro, step = 0.0, 0, 0, 0
     for i, idx in enumerate(plan):
         last_micro = (i + 1) % accum == 0 or i + 1 == len(plan)
-        ids, labels, mask = (t.to(device) for t in collate([stage.samples[j] for j in idx], pad_id))
+        chosen = [stage.samples[j] for j in idx]
+        if packing:
+            # Rows as wide as the batch's longest sample: never wider than the padded batch
+            # would be, so attention costs no more per row while rows drop in number.
+            ids, labels, pos, n_real = collate_packed(chosen, pad_id, 0)
+            inputs = {"input_ids": ids.to(device), "position_ids": pos.to(device),
+                      "labels": labels.to(device), "use_cache": False}
+        else:
+            ids, labels, mask = collate(chosen, pad_id)
+            n_real = int(mask.sum())
+            inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device),
+                      "labels": labels.to(device)}
         sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") \
             else model.no_sync()
         amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype \
@@ -105,7 +167,7 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
         try:
             with sync:
                 with amp:
-                    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                    loss = model(**inputs).loss
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at stage {stage.name!r} "
                                              f"step {step}")
@@ -116,7 +178,7 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
                                f"train.batch_size, raise train.grad_accum or enable "
                                f"train.gradient_checkpointing") from exc
         loss_sum += loss.item()
-        tokens += int(mask.sum())
+        tokens += n_real
         micro += 1
         if last_micro:
             for g in opt.param_groups:
