@@ -88,8 +88,8 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
           samples: int = typer.Option(1, help="completions per prompt (pass@k)"),
           temperature: float = typer.Option(0.0, help="0 = greedy"),
           out: Path = typer.Option(Path("eval_results"), help="where scores and records go"),
-          cache_dir: Optional[Path] = typer.Option(Path("runs/cache/eval"),
-                                                   help="evaluation cache ('' to disable)"),
+          cache_dir: Path = typer.Option(Path("runs/cache/eval"), help="evaluation cache"),
+          no_cache: bool = typer.Option(False, help="score again even if cached"),
           tracking_uri: Optional[str] = typer.Option(None, help="MLflow URI; default "
                                                                 "sqlite:///mlflow.db"),
           experiment: str = typer.Option("sftmix-eval", help="MLflow experiment")):
@@ -114,7 +114,7 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
         raise typer.Exit(2)
     try:
         result = evaluate_model(model, names, cfg, template=template,
-                                cache_dir=cache_dir if cache_dir and str(cache_dir) else None,
+                                cache_dir=None if no_cache else cache_dir,
                                 out_dir=out)
     except (BenchmarkError, OSError) as exc:
         err.print(f"[red]cannot evaluate[/red]: {exc}", highlight=False)

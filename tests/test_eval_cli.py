@@ -49,3 +49,28 @@ def test_eval_refuses_bad_input_with_the_field(tmp_path, tiny_model_dir):
                                        "gsm8k", "--gsm8k", str(tmp_path / "none.jsonl"),
                                        "--out", str(tmp_path / "o")])
     assert missing.exit_code == 2 and "evaluate.math.source: no such file" in missing.output
+
+
+def test_eval_mt_bench_with_a_judge_and_without_one(tmp_path, tiny_model_dir):
+    from .test_judge import FakeJudge
+
+    server = FakeJudge(["Rating: [[3]]"])
+    try:
+        common = ["eval", "--model", str(tiny_model_dir), "--benchmarks", "mt_bench", "--n", "2",
+                  "--max-new-tokens", "6", "--no-cache",
+                  "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+        judged = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "judged"),
+                                          "--judge-url", server.url, "--judge-model", "fake"])
+        assert judged.exit_code == 0, judged.output
+        assert len(server.requests) == 4  # 2 questions × 2 turns
+        scores = json.loads((tmp_path / "judged" / "scores.json").read_text())
+        assert scores["general"] == 3 and scores["mt_bench_unparsed"] == 0
+        assert "general scorer: mt-bench-judge:fake" in judged.output
+        # turn 2 is graded as the whole conversation, with the model's own turn-1 answer in it
+        users = [r["body"]["messages"][1]["content"] for r in server.requests]
+        assert sum("### Assistant A:" in u for u in users) == 2
+    finally:
+        server.close()
+    offline = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "offline")])
+    assert offline.exit_code == 0, offline.output
+    assert "offline-reference-f1:mt_bench-references" in offline.output  # never called MT-Bench
