@@ -12,7 +12,7 @@ from sftmix_ray.evaluate.sandbox import Limits, run_program
     ("So 3+4=7.\n#### 7", "7", "7"),
     ("#### 1,234", "1,234", "1,234"),
     ("He pays $18.", None, "$18."),
-    ("The answer is 42.", None, "42."),  # the trailing period is dropped at comparison
+    ("The answer is 42.", None, "42"),  # the sentence's period is not part of the number
     ("no number here", None, None),
     ("#### -5", "-5", "-5"),
 ])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
-_ANSWER_IS = re.compile(r"The answer is (\-?[0-9\.\,]+)")
+_ANSWER_IS = re.compile(r"[Tt]he answer is:? \$?(\-?[0-9\.\,]*[0-9])")
 _NUMBER = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 
 
@@ -23,9 +23,9 @@ def extract_strict(text: str) -> str | None:
 
 
 def extract_flexible(text: str) -> str | None:
-    m = _ANSWER_IS.search(text)
-    if m:
-        return m.group(1)
+    stated = _ANSWER_IS.findall(text)
+    if stated:  # the CoT convention: the last "The answer is N" wins over stray numbers
+        return stated[-1]
     found = [a or b for a, b in _NUMBER.findall(text)]
     found = [f for f in found if _normalize(f) is not None]
     return found[-1] if found else None
