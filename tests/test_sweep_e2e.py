@@ -67,3 +67,18 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(write_sweep):
     manifest = mlflow.artifacts.load_dict(f"runs:/{ok['run_id']}/manifest.json")
     assert manifest["counts"] == {"math": 100, "code": 50, "general": 50}
     assert manifest["hash"] == ok["tags.sftmix.manifest_hash"]
+
+
+def test_a_trial_whose_loss_turns_nan_is_recorded_failed(write_sweep):
+    space = {"domains": ["math", "code", "general"], "ratio": {"kind": "fixed",
+             "fixed": {"math": 1, "code": 1, "general": 1}},
+             "amount": {"choices": [60]}, "strategies": {"multi_task": {}}}
+    sweep, sp = load_sweep(write_sweep(space=space))
+    sweep = sweep.model_copy(update={
+        "search": sweep.search.model_copy(update={"algorithm": "grid", "num_samples": 1}),
+        "train": sweep.train.model_copy(update={"lr": 1e30, "warmup_ratio": 0.0})})
+    outcome = run_sweep(sweep, sp)
+    assert [r["status"] for r in outcome.rows] == ["failed"] and outcome.front == []
+    run = _runs(outcome.tracking_uri, outcome.parent_run_id).iloc[0]
+    assert run["status"] == "FAILED"
+    assert "FloatingPointError: loss became nan at stage 'multi_task'" in run["tags.sftmix.error"]
