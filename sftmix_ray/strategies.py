@@ -16,14 +16,29 @@ STRATEGIES = ("multi_task", "sequential", "mixed_sequential", "dmt")
 class Stage:
     name: str
     counts: dict[str, int]
+    epochs: int | None = None  # None: the sweep's train.epochs
 
     @property
     def size(self) -> int:
         return sum(self.counts.values())
 
 
+def custom_stages(stage_specs: list, counts: dict[str, int]) -> list[Stage]:
+    """A user's stage list: each stage takes the whole mixture count of its `domains` plus a
+    fraction `replay` of others (a prefix of the same nested order, as DMT's k is)."""
+    stages = []
+    for i, spec in enumerate(stage_specs):
+        stage_counts = {d: counts[d] for d in spec.domains}
+        stage_counts.update({d: round(f * counts[d]) for d, f in (spec.replay or {}).items()})
+        stages.append(Stage(spec.name or f"stage{i}", stage_counts, spec.epochs))
+    return [s for s in stages if s.size > 0]
+
+
 def plan_stages(strategy: str, counts: dict[str, int], specialized: list[str],
-                k: float | None = None, order: list[str] | None = None) -> list[Stage]:
+                k: float | None = None, order: list[str] | None = None,
+                custom: list | None = None) -> list[Stage]:
+    if custom is not None:
+        return custom_stages(custom, counts)
     general = [d for d in counts if d not in specialized]
     spec = {d: counts[d] for d in specialized if d in counts}
     gen = {d: counts[d] for d in general}

@@ -23,7 +23,8 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int,
     counts = resolve_counts(point, list(space.domains), {d: doms[d]["size"] for d in space.domains},
                             {d: doms[d].get("upsample", False) for d in space.domains})
     order = space.options("sequential").order if point["strategy"] == "sequential" else None
-    stages = plan_stages(point["strategy"], counts, space.specialized, point.get("k"), order)
+    stages = plan_stages(point["strategy"], counts, space.specialized, point.get("k"), order,
+                         space.options(point["strategy"]).stages)
     used = sorted({d for st in stages for d in st.counts})
     manifest = {"seed": seed, "strategy": point["strategy"], "k": point.get("k"),
                 "mixture": {kind: point.get(kind) for kind in ("ratio", "amount", "fractions",
@@ -37,7 +38,7 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int,
                 "stages": []}
     index = {d: load_index(doms[d]["path"]) for d in used}
     for st in stages:
-        entry = {"name": st.name, "domains": {}}
+        entry = {"name": st.name, "epochs": st.epochs, "domains": {}}
         for d, n in st.counts.items():
             idx = select_indices(d, doms[d]["size"], n, seed)
             ix = index[d]
@@ -48,7 +49,7 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int,
                                    "selection": selection_digest(idx)}
         manifest["stages"].append(entry)
     manifest["hash"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-    return [{"name": s.name, "counts": s.counts} for s in stages], manifest
+    return [{"name": s.name, "counts": s.counts, "epochs": s.epochs} for s in stages], manifest
 
 
 def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage: str) -> None:

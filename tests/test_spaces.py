@@ -50,3 +50,21 @@ def test_define_by_run_suggests_fractions_per_domain():
     assert set(point["fractions"]) == {"math", "general"}
     assert point["fractions"]["math"] in (1, 0.25) and point["fractions"]["general"] == 1 / 64
     assert set(trial.params) >= {"fractions.math", "fractions.general", "strategy"}
+
+
+def test_a_strategy_of_your_own_is_a_stage_list():
+    from sftmix_ray.strategies import plan_stages
+
+    s = space(amount={"choices": [100]}, strategies={
+        "code_first": {"stages": [{"domains": ["code"], "epochs": 1},
+                                  {"name": "rest", "domains": ["math", "general"],
+                                   "replay": {"code": 0.25}}]}})
+    counts = {"math": 40, "code": 40, "general": 20}
+    stages = plan_stages("code_first", counts, s.specialized, custom=s.options("code_first").stages)
+    assert [(st.name, st.counts, st.epochs) for st in stages] == [
+        ("stage0", {"code": 40}, 1), ("rest", {"math": 40, "general": 20, "code": 10}, None)]
+    with pytest.raises(ConfigError, match="needs 'stages'"):
+        space(amount={"choices": [100]}, strategies={"curriculum": {}})
+    with pytest.raises(ConfigError, match="undeclared domains \\['poetry'\\]"):
+        space(amount={"choices": [100]},
+              strategies={"mine": {"stages": [{"domains": ["poetry"]}]}})

@@ -83,9 +83,26 @@ class PerDomainSpace(Strict):
                 if any(vals)]
 
 
+class StageSpec(Strict):
+    name: str | None = None
+    domains: list[str] = Field(default_factory=list, description="trained on in full")
+    replay: dict[str, float] | None = Field(None, description="fractions of other domains' "
+                                            "counts mixed in (nested subsets)")
+    epochs: int | None = Field(None, gt=0, description="default: train.epochs")
+
+    @model_validator(mode="after")
+    def _some_data(self):
+        if not self.domains and not self.replay:
+            raise ValueError("a stage needs 'domains' or 'replay'")
+        if self.replay and any(not 0 < f <= 1 for f in self.replay.values()):
+            raise ValueError(f"replay fractions must be in (0, 1]: {self.replay}")
+        return self
+
+
 class StrategyOptions(Strict):
     k: list[float] | None = Field(None, description="DMT: fractions of specialized data in stage 2")
     order: list[str] | None = Field(None, description="sequential: domain order")
+    stages: list[StageSpec] | None = Field(None, description="a strategy of your own: its stages")
 
     @model_validator(mode="after")
     def _k_range(self):
@@ -105,7 +122,8 @@ class SearchSpace(Strict):
     amount: AmountSpace | None = None
     fractions: PerDomainSpace | None = Field(None, description="fractions of each domain")
     counts: PerDomainSpace | None = Field(None, description="samples per domain")
-    strategies: dict[Literal[tuple(STRATEGIES)], StrategyOptions | None]  # type: ignore[valid-type]
+    strategies: dict[str, StrategyOptions | None] = Field(
+        description=f"built in: {', '.join(STRATEGIES)}; any other name declares its 'stages'")
 
     @model_validator(mode="after")
     def _internal(self):
@@ -130,6 +148,18 @@ class SearchSpace(Strict):
             raise ValueError("counts must be whole numbers of samples")
         if not self.strategies:
             raise ValueError("strategies: give at least one")
+        for name, opts in self.strategies.items():
+            if name in STRATEGIES and opts is not None and opts.stages is not None:
+                raise ValueError(f"strategies.{name} is built in; give your stage list another "
+                                 f"name")
+            if name not in STRATEGIES and (opts is None or not opts.stages):
+                raise ValueError(f"strategies.{name}: not a built-in strategy "
+                                 f"({', '.join(STRATEGIES)}), so it needs 'stages'")
+            for st in (opts.stages or []) if opts else []:
+                unknown = (set(st.domains) | set(st.replay or {})) - set(self.domains)
+                if unknown:
+                    raise ValueError(f"strategies.{name}.stages name undeclared domains "
+                                     f"{sorted(unknown)}")
         dmt = self.strategies.get("dmt")
         if "dmt" in self.strategies and (dmt is None or not dmt.k):
             raise ValueError("strategies.dmt needs its k values, e.g. k: [1, 0.25, 0.0625]")

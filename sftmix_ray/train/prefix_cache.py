@@ -38,8 +38,9 @@ def prefix_keys(sweep: dict, prepared: dict, manifest: dict) -> list[str]:
             "seed": manifest["seed"]}
     keys, stages = [], []
     for stage in manifest["stages"][:-1]:
-        stages.append({d: [manifest["domains"][d]["key"], e["samples"], e["selection"]]
-                       for d, e in sorted(stage["domains"].items())})
+        stages.append({"epochs": stage.get("epochs"),
+                       "data": {d: [manifest["domains"][d]["key"], e["samples"], e["selection"]]
+                                for d, e in sorted(stage["domains"].items())}})
         blob = json.dumps({**base, "stages": stages}, sort_keys=True, default=str)
         keys.append(hashlib.sha256(blob.encode()).hexdigest()[:24])
     return keys
