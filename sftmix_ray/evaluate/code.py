@@ -39,11 +39,12 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def score_code(outputs: list[list[str]], problems: list[dict], ks: list[int] = (1,),
-               limits: Limits = Limits()) -> tuple[dict, list[dict]]:
+               limits: Limits = Limits(), workers: int | None = None
+               ) -> tuple[dict, list[dict]]:
     """`outputs[i]` holds the samples for problem i. `code` is the mean pass@k for the first k,
     and `code_pass_at_<k>` is reported for every k (MLflow metric names cannot hold '@')."""
     programs = [build_program(p, o) for p, outs in zip(problems, outputs) for o in outs]
-    outcomes = iter(run_programs(programs, limits))
+    outcomes = iter(run_programs(programs, limits, workers))
     records, totals = [], {k: 0.0 for k in ks}
     for prob, outs in zip(problems, outputs):
         results = [next(outcomes) for _ in outs]
