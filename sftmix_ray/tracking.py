@@ -115,7 +115,12 @@ class MLflowTrialCallback(Callback):
             self.t.client.set_tag(run_id, "general_scorer", result["general_scorer"])
         records = result.get("records_dir")
         if records and Path(records).is_dir():
-            self.t.client.log_artifacts(run_id, records, "evaluation")
+            # The small JSON results go to MLflow; the weights stay in the trial's checkpoint,
+            # named by a tag (`sftmix eval --model <path>` scores them again).
+            for path in sorted(Path(records).glob("*.json")):
+                self.t.client.log_artifact(run_id, str(path), "evaluation")
+            if (Path(records) / "model").is_dir():
+                self.t.client.set_tag(run_id, "sftmix.model_path", str(Path(records) / "model"))
         self.t.client.set_terminated(run_id, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -2,6 +2,7 @@
 One Ray session serves every test in this process."""
 
 import math
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -31,6 +32,13 @@ def test_two_trial_sweep_trains_scores_and_tracks(write_sweep):
         assert run["params.strategy"] in ("multi_task", "dmt")
         assert run["tags.sftmix.manifest_hash"]
         assert run["tags.general_scorer"] == "offline-reference-f1"  # never called MT-Bench
+        model_dir = run["tags.sftmix.model_path"]  # the final weights, loadable as a model
+        assert (Path(model_dir) / "config.json").is_file()
+        if run["params.strategy"] == "dmt":  # two stages, each with its own report
+            assert run["metrics.stage1_tokens"] > 0 and run["metrics.stage0_tokens"] > 0
+        evaluation = mlflow.artifacts.list_artifacts(run_id=run["run_id"], artifact_path="evaluation")
+        assert {Path(a.path).name for a in evaluation} == {"eval_records.json", "metrics.json",
+                                                             "train_summary.json"}
     parent = mlflow.get_run(outcome.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["trials_ok"] == 2

@@ -49,7 +49,7 @@ def _broadcast(value, rank: int, world: int):
 
 
 def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, rank: int,
-               world: int, device, autocast_dtype) -> list[dict]:
+               world: int, device, autocast_dtype, on_stage_end=None) -> list[dict]:
     """Train the stages in order; a stage whose prefix is cached is skipped and its checkpoint
     loaded only when a later stage needs to train from it. Rank 0 takes the decisions (and the
     locks) and broadcasts them, so every rank skips and trains alike."""
@@ -86,6 +86,8 @@ def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, 
             if lock is not None:
                 lock.release()
         records.append({**record, "cached": 0})
+        if on_stage_end is not None and j < len(stages) - 1:
+            on_stage_end(j, record)
     if pending is not None:
         load_trainable_state(core, cache.load(pending)[0])
     return records
@@ -100,7 +102,7 @@ def train_worker(cfg: dict) -> None:
     from ..data.tokenizer import load_tokenizer
     from ..evaluate.suite import run_evaluation
     from .loop import amp_dtype
-    from .model import build_model
+    from .model import build_model, trainable_state
     from .prefix_cache import PrefixCache, prefix_keys
 
     t_start = time.perf_counter()
@@ -124,9 +126,21 @@ def train_worker(cfg: dict) -> None:
     keys = prefix_keys(cfg["sweep"], cfg["prepared"], cfg["manifest"]) if use_cache else []
     hp = SimpleNamespace(**tr.model_dump())
     t_train = time.perf_counter()
+    def stage_checkpoint(j: int, record: dict) -> None:
+        """Every rank reports (Train needs them in step); rank 0 attaches the stage's weights."""
+        metrics = {f"stage{j}_{k}": v for k, v in record.items() if k != "name"}
+        if rank != 0 or not tr.save_model:
+            ray.train.report(metrics, checkpoint=None)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(trainable_state(core), Path(tmp) / "trainable_state.pt")
+            (Path(tmp) / "stage.json").write_text(json.dumps(record))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
     records = run_stages(model, core, stages, hp, tokenizer.pad_token_id, keys=keys, cache=cache,
                          rank=rank, world=world, device=device,
-                         autocast_dtype=amp_dtype(tr.dtype, device))
+                         autocast_dtype=amp_dtype(tr.dtype, device),
+                         on_stage_end=stage_checkpoint)
     train_s = time.perf_counter() - t_train
     summary = {"stages": records}
 
