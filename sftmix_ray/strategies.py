@@ -17,6 +17,7 @@ class Stage:
     name: str
     counts: dict[str, int]
     epochs: int | None = None  # None: the sweep's train.epochs
+    steps: int | None = None  # a cap on optimizer steps, for stages measured in steps
 
     @property
     def size(self) -> int:
@@ -30,7 +31,7 @@ def custom_stages(stage_specs: list, counts: dict[str, int]) -> list[Stage]:
     for i, spec in enumerate(stage_specs):
         stage_counts = {d: counts[d] for d in spec.domains}
         stage_counts.update({d: round(f * counts[d]) for d, f in (spec.replay or {}).items()})
-        stages.append(Stage(spec.name or f"stage{i}", stage_counts, spec.epochs))
+        stages.append(Stage(spec.name or f"stage{i}", stage_counts, spec.epochs, spec.steps))
     return [s for s in stages if s.size > 0]
 
 

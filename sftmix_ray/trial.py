@@ -38,7 +38,7 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int,
                 "stages": []}
     index = {d: load_index(doms[d]["path"]) for d in used}
     for st in stages:
-        entry = {"name": st.name, "epochs": st.epochs, "domains": {}}
+        entry = {"name": st.name, "epochs": st.epochs, "steps": st.steps, "domains": {}}
         for d, n in st.counts.items():
             idx = select_indices(d, doms[d]["size"], n, seed)
             ix = index[d]
@@ -49,7 +49,8 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int,
                                    "selection": selection_digest(idx)}
         manifest["stages"].append(entry)
     manifest["hash"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-    return [{"name": s.name, "counts": s.counts, "epochs": s.epochs} for s in stages], manifest
+    return [{"name": s.name, "counts": s.counts, "epochs": s.epochs, "steps": s.steps}
+            for s in stages], manifest
 
 
 def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage: str) -> None:

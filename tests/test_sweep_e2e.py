@@ -90,3 +90,23 @@ def test_a_trial_whose_loss_turns_nan_is_recorded_failed(write_sweep):
     run = _runs(outcome.tracking_uri, outcome.parent_run_id).iloc[0]
     assert run["status"] == "FAILED"
     assert "FloatingPointError: loss became nan at stage 'multi_task'" in run["tags.sftmix.error"]
+
+
+def test_a_two_worker_ddp_trial_trains_shards_generation_and_reports(write_sweep):
+    """Two gloo workers: DDP training, rank 0 deciding the prefix cache for both, generation
+    sharded over both ranks and gathered, scoring on rank 0."""
+    space = {"domains": ["math", "code", "general"], "specialized": ["math", "code"],
+             "ratio": {"kind": "fixed", "fixed": {"math": 1, "code": 1, "general": 1}},
+             "amount": {"choices": [90]}, "strategies": {"dmt": {"k": [0.5]}}}
+    sweep, sp = load_sweep(write_sweep(space=space))
+    sweep = sweep.model_copy(update={
+        "search": sweep.search.model_copy(update={"algorithm": "grid", "num_samples": 1}),
+        "train": sweep.train.model_copy(update={"workers": 2, "cpus_per_worker": 0.5,
+                                                "threads_per_worker": 1})})
+    outcome = run_sweep(sweep, sp)
+    assert [r["status"] for r in outcome.rows] == ["ok"], outcome.rows
+    run = _runs(outcome.tracking_uri, outcome.parent_run_id).iloc[0]
+    assert run["metrics.stage0_steps"] >= 1 and run["metrics.stage1_steps"] >= 1
+    assert run["metrics.param_delta_l2"] > 0
+    records = mlflow.artifacts.load_dict(f"runs:/{run['run_id']}/evaluation/eval_records.json")
+    assert len(records["math"]) == 4 and all("output" in r for r in records["math"])

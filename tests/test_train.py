@@ -158,3 +158,18 @@ def test_packing_trains():
     model = _model()
     record = train_stage(model, _stages()[0], _hp(packing=True), 0, index=0)
     assert record["steps"] == 6 and np.isfinite(record["loss"])
+
+
+def test_a_stage_measured_in_steps_stops_there():
+    stage = _stages()[0]
+    capped = StageData(stage.name, stage.samples, 3, steps=4)
+    assert train_stage(_model(), capped, _hp(), 0, index=0)["steps"] == 4
+
+
+def test_gradient_checkpointing_changes_memory_not_results():
+    plain, ckpt = _model(), _model(TrainConfig(gradient_checkpointing=True))
+    assert ckpt.model.gradient_checkpointing and not plain.model.gradient_checkpointing
+    for m, hp in ((plain, _hp()), (ckpt, _hp(gradient_checkpointing=True))):
+        train_stage(m, _stages()[0], hp, 0, index=0)
+    for (n, a), b in zip(plain.state_dict().items(), ckpt.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), n

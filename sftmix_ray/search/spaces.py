@@ -89,6 +89,8 @@ class StageSpec(Strict):
     replay: dict[str, float] | None = Field(None, description="fractions of other domains' "
                                             "counts mixed in (nested subsets)")
     epochs: int | None = Field(None, gt=0, description="default: train.epochs")
+    steps: int | None = Field(None, gt=0, description="stop the stage after this many optimizer "
+                              "steps (its schedule spans them)")
 
     @model_validator(mode="after")
     def _some_data(self):

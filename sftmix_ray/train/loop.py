@@ -16,6 +16,7 @@ class StageData:
     name: str
     samples: list[tuple[np.ndarray, np.ndarray]]  # (ids, labels) per sample
     epochs: int
+    steps: int | None = None  # cap on optimizer steps
 
 
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
@@ -143,6 +144,8 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
             length_grouped_batches(lengths, hp.batch_size * world, rng)
         # Every rank must take the same number of steps, or DDP waits forever.
         plan.extend(b[rank::world] for b in batches if len(b) >= world)
+    if stage.steps is not None:
+        plan = plan[:stage.steps * accum]
     total_steps = max(1, math.ceil(len(plan) / accum))
     model.train()
     loss_sum, tokens, micro, step = 0.0, 0, 0, 0
@@ -172,7 +175,7 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
                     raise FloatingPointError(f"loss became {loss.item()} at stage {stage.name!r} "
                                              f"step {step}")
                 (loss / accum).backward()
-        except torch.OutOfMemoryError as exc:
+        except (torch.OutOfMemoryError, MemoryError) as exc:
             raise RuntimeError(f"out of memory at stage {stage.name!r} step {step} (micro-batch "
                                f"{ids.shape[0]} × {ids.shape[1]} tokens): lower "
                                f"train.batch_size, raise train.grad_accum or enable "

@@ -38,7 +38,7 @@ def prefix_keys(sweep: dict, prepared: dict, manifest: dict) -> list[str]:
             "seed": manifest["seed"]}
     keys, stages = [], []
     for stage in manifest["stages"][:-1]:
-        stages.append({"epochs": stage.get("epochs"),
+        stages.append({"epochs": stage.get("epochs"), "steps": stage.get("steps"),
                        "data": {d: [manifest["domains"][d]["key"], e["samples"], e["selection"]]
                                 for d, e in sorted(stage["domains"].items())}})
         blob = json.dumps({**base, "stages": stages}, sort_keys=True, default=str)

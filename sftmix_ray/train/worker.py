@@ -25,7 +25,7 @@ def _stage_data(prepared: PreparedData, stages: list[dict], epochs: int, seed: i
                 cache[domain] = prepared.tokenized(domain)
             td = cache[domain]
             samples.extend(select(td, select_indices(domain, len(td), count, seed)))
-        out.append(StageData(st["name"], samples, st.get("epochs") or epochs))
+        out.append(StageData(st["name"], samples, st.get("epochs") or epochs, st.get("steps")))
     return out
 
 
