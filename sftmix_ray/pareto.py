@@ -41,3 +41,23 @@ def hypervolume(rows: list[dict], objectives: dict[str, str], ref: dict[str, flo
         return 0.0
     return float(moocore.hypervolume(pts, ref=[ref[n] for n in names],
                                      maximise=[objectives[n] == "max" for n in names]))
+
+
+def pareto_ranks(points: np.ndarray, maximize: list[bool]) -> np.ndarray:
+    """Non-dominated sorting: 1 for the front, 2 for the front once that is removed, and so on."""
+    import moocore
+
+    points = np.asarray(points, dtype=float)
+    if len(points) == 0:
+        return np.zeros(0, dtype=int)
+    return np.asarray(moocore.pareto_rank(points, maximise=maximize)) + 1
+
+
+def default_reference(points: np.ndarray, maximize: list[bool]) -> list[float]:
+    """A reference point every run dominates: 0 for a maximized score that is never negative
+    (abilities), else the worst value seen; for a minimized objective, the worst value seen."""
+    ref = []
+    for j, up in enumerate(maximize):
+        col = points[:, j]
+        ref.append((0.0 if col.min() >= 0 else float(col.min())) if up else float(col.max()))
+    return ref
