@@ -94,8 +94,6 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
                                                                 "sqlite:///mlflow.db"),
           experiment: str = typer.Option("sftmix-eval", help="MLflow experiment")):
     """Score any model on the ability benchmarks, outside a sweep."""
-    import os
-
     from pydantic import ValidationError
 
     from .evaluate.benchmarks import BenchmarkError
@@ -119,8 +117,7 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
     except (BenchmarkError, OSError) as exc:
         err.print(f"[red]cannot evaluate[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or \
-        f"sqlite:///{Path('mlflow.db').resolve()}"
+    uri = _tracking_uri(tracking_uri)
     run_id = log_to_mlflow(result, model_id=model, benchmarks=names, cfg=cfg, tracking_uri=uri,
                            experiment=experiment, out_dir=out)
     table = Table(title=f"{model} ({result['seconds']:.0f}s)")
@@ -135,6 +132,58 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
         console.print(f"general scorer: {result['general_scorer']}", highlight=False)
     console.print(f"records: {out / 'eval_records.json'}; MLflow run {run_id} at {uri}",
                   highlight=False)
+
+
+def _tracking_uri(option: str | None) -> str:
+    import os
+
+    return option or os.environ.get("MLFLOW_TRACKING_URI") or \
+        f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+@app.command()
+def pareto(sweep: Optional[str] = typer.Option(None, help="the sweep's parent run id"),
+           experiment: Optional[str] = typer.Option(None, help="or every run of an experiment"),
+           objectives: str = typer.Option("math,code,general",
+                                          help="comma-separated metric[:max|min]"),
+           reference: Optional[str] = typer.Option(None, help="hypervolume reference point, "
+                                                   "comma-separated; default: 0 for scores, "
+                                                   "the worst value for min objectives"),
+           tracking_uri: Optional[str] = typer.Option(None, help="MLflow URI; default "
+                                                                 "sqlite:///mlflow.db"),
+           tag: bool = typer.Option(True, help="tag runs pareto_front / pareto_rank")):
+    """The Pareto front of a sweep (or an experiment): table, ranks, hypervolume, MLflow tags."""
+    from .analysis.front import analyze, parse_objectives
+    from .analysis.runs import RunsError, load_runs
+    from .analysis.tagging import tag_runs
+
+    uri = _tracking_uri(tracking_uri)
+    try:
+        objs = parse_objectives(objectives)
+        ref = [float(x) for x in reference.split(",")] if reference else None
+        parent, runs = load_runs(uri, sweep=sweep, experiment=experiment)
+        result = analyze(runs, objs, ref)
+    except (ValueError, RunsError) as exc:
+        err.print(f"[red]cannot analyze[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    names = {r.run_id: r.name for r in runs}
+    table = Table(title=f"{len(result.run_ids)} runs; ★ = Pareto front (rank 1)")
+    for col in ["", "run", "rank", *objs]:
+        table.add_column(col)
+    order = sorted(range(len(result.run_ids)), key=lambda i: (result.ranks[i], result.run_ids[i]))
+    for i in order:
+        table.add_row("★" if result.on_front[i] else "", names[result.run_ids[i]],
+                      str(result.ranks[i]), *[f"{v:.4f}" for v in result.values[i]])
+    console.print(table)
+    ref_text = ", ".join(f"{n}={v:g}" for n, v in zip(objs, result.reference))
+    console.print(f"front: {int(result.on_front.sum())} of {len(result.run_ids)}; hypervolume "
+                  f"{result.hypervolume:.6g} against ({ref_text})", highlight=False)
+    if result.missing:
+        console.print(f"left out (failed or missing an objective): {len(result.missing)} runs",
+                      highlight=False)
+    if tag:
+        tag_runs(uri, result, parent.run_id if parent else None)
+        console.print('tagged: filter the front in the MLflow UI with tags.pareto_front = "true"')
 
 
 def print_answer(outcome, objectives: list[str]) -> None:

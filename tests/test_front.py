@@ -48,3 +48,47 @@ def test_no_usable_runs_and_bad_input():
         parse_objectives("math:up")
     with pytest.raises(ValueError, match="2 values for 3 objectives"):
         analyze([run("A", math=1, code=1, general=1)], {**TWO, "general": "max"}, [0, 0])
+
+
+def _store(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("hand-made")
+    parent = client.create_run(exp, run_name="sweep").info.run_id
+    ids = {}
+    for name, metrics in {"A": {"math": 1.0, "code": 0.2}, "B": {"math": 0.2, "code": 1.0},
+                          "D": {"math": 0.5, "code": 0.1}, "F": {"math": 0.9}}.items():
+        rid = client.create_run(exp, run_name=name,
+                                tags={"mlflow.parentRunId": parent}).info.run_id
+        for k, v in metrics.items():
+            client.log_metric(rid, k, v)
+        client.set_terminated(rid, "FINISHED")
+        ids[name] = rid
+    return uri, client, parent, ids
+
+
+def test_pareto_command_tags_runs_and_logs_the_answer(tmp_path):
+    import mlflow
+    from typer.testing import CliRunner
+
+    from sftmix_ray.cli import app
+
+    uri, client, parent, ids = _store(tmp_path)
+    out = CliRunner().invoke(app, ["pareto", "--sweep", parent, "--objectives", "math,code",
+                                   "--reference", "0,0", "--tracking-uri", uri])
+    assert out.exit_code == 0, out.output
+    assert "front: 2 of 3; hypervolume 0.36" in out.output
+    tags = {n: client.get_run(r).data.tags for n, r in ids.items()}
+    assert [tags[n]["pareto_front"] for n in "ABDF"] == ["true", "true", "false", "false"]
+    assert [tags[n]["pareto_rank"] for n in "ABDF"] == ["1", "1", "2", "none"]
+    mlflow.set_tracking_uri(uri)
+    answer = mlflow.artifacts.load_dict(f"runs:/{parent}/pareto.json")
+    assert answer["front"] == [ids["A"], ids["B"]] and answer["missing"] == [ids["F"]]
+    # the same runs as an experiment (the parent has no metrics, so it is not a trial)
+    exp = CliRunner().invoke(app, ["pareto", "--experiment", "hand-made", "--objectives",
+                                   "math,code", "--tracking-uri", uri, "--no-tag"])
+    assert exp.exit_code == 0 and "front: 2 of 3" in exp.output
+    bad = CliRunner().invoke(app, ["pareto", "--sweep", "nope", "--tracking-uri", uri])
+    assert bad.exit_code == 2 and "--sweep: no run 'nope'" in bad.output
