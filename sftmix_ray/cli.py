@@ -186,6 +186,31 @@ def pareto(sweep: Optional[str] = typer.Option(None, help="the sweep's parent ru
         console.print('tagged: filter the front in the MLflow UI with tags.pareto_front = "true"')
 
 
+@app.command()
+def report(sweep: Optional[str] = typer.Option(None, help="the sweep's parent run id"),
+           experiment: Optional[str] = typer.Option(None, help="or every run of an experiment"),
+           objectives: str = typer.Option("math,code,general",
+                                          help="comma-separated metric[:max|min]"),
+           out: Path = typer.Option(Path("report"), help="directory for report.html, report.md "
+                                                         "and the figures"),
+           tracking_uri: Optional[str] = typer.Option(None, help="MLflow URI; default "
+                                                                 "sqlite:///mlflow.db")):
+    """Write an HTML + Markdown report of a sweep: front, figures, best mixtures, findings."""
+    from .analysis.front import parse_objectives
+    from .analysis.runs import RunsError
+    from .report.build import build_report
+
+    try:
+        result = build_report(_tracking_uri(tracking_uri), out, sweep=sweep,
+                              experiment=experiment, objectives=parse_objectives(objectives))
+    except (ValueError, RunsError) as exc:
+        err.print(f"[red]cannot report[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"report: {result['html']} and {result['markdown']} ({result['rows']} points, "
+                  f"{result['failed']} failed runs; figures: {', '.join(result['figures'])})",
+                  highlight=False)
+
+
 def print_answer(outcome, objectives: list[str]) -> None:
     table = Table(title=f"trials ({outcome.seconds:.0f}s); ★ = Pareto front")
     for col in ["", "trial", "strategy", "k", "mixture", *objectives, "status"]:

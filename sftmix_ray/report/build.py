@@ -1,0 +1,203 @@
+"""`sftmix report`: one self-contained HTML page (figures inlined) and a Markdown twin (figures
+beside it) for a sweep or an experiment, logged back to the sweep's parent run."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..analysis.runs import load_runs
+from . import findings, plots
+from .table import build_rows, domains_of
+
+
+def _fmt(row, o) -> str:
+    s = row.spread.get(o)
+    return f"{row.scores[o]:.3f}" + (f" ± {s:.3f}" if s is not None else "")
+
+
+def _mixture(row) -> str:
+    return " ".join(f"{d}={n:.0f}" for d, n in row.samples.items() if n) or "?"
+
+
+def _artifact(tracking_uri: str, run_id: str, path: str):
+    import os
+
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+    except Exception:  # an experiment not made by sftmix has no such artifact
+        return None
+
+
+def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
+                 experiment: str | None = None, objectives: dict[str, str]) -> dict:
+    parent, runs = load_runs(tracking_uri, sweep=sweep, experiment=experiment)
+    names = list(objectives)
+    rows = build_rows(runs, objectives)
+    domains = domains_of(runs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = plots.all_figures(rows, names, domains)
+    images = {}
+    for key, fig in figures.items():
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        (out_dir / f"{key}.png").write_bytes(buf.getvalue())
+        images[key] = base64.b64encode(buf.getvalue()).decode()
+        plots.plt.close(fig)
+    strategy_lines, strategy_cells = findings.strategies(rows, names)
+    sections = {
+        "Data amount": findings.amount(rows, names),
+        "Scaling, one domain at a time": findings.scaling(rows, names, domains),
+        "Ratio": findings.ratio(rows, names, domains),
+        "Mixing": findings.mixing(rows, names, domains),
+        "Strategies": strategy_lines,
+        "Uncertainty": [findings.uncertainty(rows)],
+    }
+    best = findings.best_per_objective(rows, objectives) if rows else {}
+    failed = [r for r in runs if r.status != "FINISHED"]
+    data_domains = _artifact(tracking_uri, parent.run_id, "data_domains.json") if parent else None
+    context = {
+        "title": f"sftmix report: {parent.name if parent else experiment}",
+        "source": f"sweep run {parent.run_id}" if parent else f"experiment {experiment!r}",
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "settings": dict(sorted(parent.params.items())) if parent else {},
+        "objectives": objectives, "rows": rows, "failed": failed, "sections": sections,
+        "strategy_cells": strategy_cells, "best": best, "images": images,
+        "data_domains": data_domains or {}, "domains": domains,
+    }
+    (out_dir / "report.html").write_text(render_html(context))
+    (out_dir / "report.md").write_text(render_markdown(context))
+    if parent is not None:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri).log_artifacts(parent.run_id, str(out_dir), "report")
+    return {"rows": len(rows), "failed": len(failed), "figures": sorted(figures),
+            "html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md")}
+
+
+# ---------------------------------------------------------------- rendering
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid
+#ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
+tr.front td{background:#fff1f0}img{max-width:100%;border:1px solid #eee;margin:.4em 0}
+.muted{color:#777;font-size:.85em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
+
+
+def _table_html(header: list[str], body: list[list[str]], classes: list[str] | None = None,
+                left: int = 1) -> str:
+    head = "".join(f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>'
+                   for i, h in enumerate(header))
+    rows = []
+    for j, cells in enumerate(body):
+        tds = "".join(f'<td class="{"l" if i < left else ""}">{html.escape(str(c))}</td>'
+                      for i, c in enumerate(cells))
+        cls = f' class="{classes[j]}"' if classes and classes[j] else ""
+        rows.append(f"<tr{cls}>{tds}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _trial_table(ctx) -> tuple[list[str], list[list[str]], list[str]]:
+    names = list(ctx["objectives"])
+    header = ["trial", "front", "rank", "strategy", "k", "samples per domain", *names, "runs"]
+    body = [[r.name, "★" if r.front else "", str(r.rank), r.strategy or "",
+             "" if r.k is None else f"{r.k:g}", _mixture(r), *[_fmt(r, o) for o in names],
+             str(r.n)] for r in ctx["rows"]]
+    return header, body, ["front" if r.front else "" for r in ctx["rows"]]
+
+
+def _figure_titles() -> dict[str, str]:
+    return {"pairwise": "Abilities against each other (front in red)",
+            "parallel": "From mixture to abilities",
+            "scaling": "Scaling with data amount (RQ1)",
+            "mixed_vs_single": "Mixed against single-domain training (RQ2)",
+            "dmt_k": "DMT's k trade-off"}
+
+
+def render_html(ctx) -> str:
+    names = list(ctx["objectives"])
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>"
+             f"{html.escape(ctx['title'])}</title><style>{_CSS}</style></head><body>",
+             f"<h1>{html.escape(ctx['title'])}</h1>",
+             f"<p class='muted'>{html.escape(ctx['source'])} · generated {ctx['generated']} · "
+             f"{len(ctx['rows'])} points, {len(ctx['failed'])} failed runs · objectives: "
+             f"{html.escape(', '.join(f'{k} ({v})' for k, v in ctx['objectives'].items()))}"
+             f"</p>", "<h2>Findings</h2>"]
+    for title, lines in ctx["sections"].items():
+        if lines:
+            parts.append(f"<h3>{html.escape(title)}</h3><ul>" +
+                         "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
+    parts.append("<h2>Best mixture per objective</h2>")
+    parts.append(_table_html(["objective", "trial", "score", "strategy", "samples per domain"],
+                             [[o, r.name, _fmt(r, o), r.strategy or "", _mixture(r)]
+                              for o, r in ctx["best"].items()], left=2))
+    parts.append("<h2>Pareto front and all points</h2>")
+    header, body, classes = _trial_table(ctx)
+    parts.append(_table_html(header, body, classes, left=1))
+    if ctx["strategy_cells"]:
+        parts.append("<h2>Strategies (the study's Table 1 layout)</h2>")
+        parts.append(_table_html(["strategy", *names],
+                                 [[s, *[f"{c[o][0]:.3f} (n={c[o][2]})" for o in names]]
+                                  for s, c in sorted(ctx["strategy_cells"].items())]))
+    titles = _figure_titles()
+    if ctx["images"]:
+        parts.append("<h2>Figures</h2>")
+        for key, b64 in ctx["images"].items():
+            parts.append(f"<h3>{html.escape(titles[key])}</h3>"
+                         f"<img alt='{key}' src='data:image/png;base64,{b64}'>")
+    if ctx["data_domains"]:
+        parts.append("<h2>Data</h2>")
+        parts.append(_table_html(["domain", "source", "format", "rows", "usable", "skipped",
+                                  "tokens", "fingerprint"],
+                                 [[d, i.get("source"), i.get("format"), i.get("rows"),
+                                   i.get("size"), sum((i.get("skipped") or {}).values()),
+                                   i.get("tokens"), i.get("fingerprint")]
+                                  for d, i in ctx["data_domains"].items()], left=3))
+    if ctx["settings"]:
+        parts.append("<h2>Settings</h2>")
+        parts.append(_table_html(["setting", "value"], [[k, v] for k, v in
+                                                        ctx["settings"].items()], left=2))
+    if ctx["failed"]:
+        parts.append("<h2>Failed runs</h2><ul>" + "".join(
+            f"<li>{html.escape(r.name)}: {html.escape(r.tags.get('sftmix.error', r.status))}"
+            f"</li>" for r in ctx["failed"]) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_markdown(ctx) -> str:
+    names = list(ctx["objectives"])
+
+    def md_table(header, body):
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+        return "\n".join(lines)
+
+    out = [f"# {ctx['title']}", "",
+           f"{ctx['source']} · generated {ctx['generated']} · {len(ctx['rows'])} points, "
+           f"{len(ctx['failed'])} failed runs", "", "## Findings", ""]
+    for title, lines in ctx["sections"].items():
+        if lines:
+            out += [f"### {title}", "", *[f"- {x}" for x in lines], ""]
+    out += ["## Best mixture per objective", "",
+            md_table(["objective", "trial", "score", "strategy", "samples per domain"],
+                     [[o, r.name, _fmt(r, o), r.strategy or "", _mixture(r)]
+                      for o, r in ctx["best"].items()]), "",
+            "## Pareto front and all points", ""]
+    header, body, _ = _trial_table(ctx)
+    out += [md_table(header, body), ""]
+    if ctx["strategy_cells"]:
+        out += ["## Strategies", "", md_table(["strategy", *names], [
+            [s, *[f"{c[o][0]:.3f} (n={c[o][2]})" for o in names]]
+            for s, c in sorted(ctx["strategy_cells"].items())]), ""]
+    titles = _figure_titles()
+    for key in ctx["images"]:
+        out += [f"### {titles[key]}", "", f"![{key}]({key}.png)", ""]
+    return "\n".join(out)
