@@ -225,6 +225,8 @@ def print_answer(outcome, objectives: list[str]) -> None:
                   f"MLflow: parent run {outcome.parent_run_id} in experiment "
                   f"{outcome.experiment_id} at {outcome.tracking_uri}", highlight=False)
     console.print(f"Browse: mlflow ui --backend-store-uri {outcome.tracking_uri}", highlight=False)
+    console.print(f"Report: sftmix report --sweep {outcome.parent_run_id} --tracking-uri "
+                  f"{outcome.tracking_uri}", highlight=False)
 
 
 def main() -> None:
