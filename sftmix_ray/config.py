@@ -220,6 +220,15 @@ class SearchConfig(Strict):
     max_concurrent: int = Field(1, gt=0)
     objectives: dict[str, Literal["max", "min"]] = {"math": "max", "code": "max", "general": "max"}
     seed: int = 0
+    seeds: list[int] | None = Field(None, min_length=1, description="grid sweeps: run every "
+                                    "point once per training seed (overrides train.seed), so "
+                                    "reports show mean and spread")
+
+    @model_validator(mode="after")
+    def _seeds_with_grid(self):
+        if self.seeds is not None and self.algorithm != "grid":
+            raise ValueError("seeds: repeating points over seeds needs algorithm 'grid'")
+        return self
 
 
 class TrackingConfig(Strict):

@@ -94,6 +94,8 @@ class MLflowTrialCallback(Callback):
         from .search.tuner import trial_point
 
         params = {**flat_params(trial_point(trial.config)), **self.sweep_params}
+        if trial.config.get("seed") is not None:
+            params["seed"] = trial.config["seed"]
         for key, value in params.items():
             self.t.client.log_param(run.info.run_id, key, "" if value is None else value)
 

@@ -62,6 +62,8 @@ def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage
     from .train.launch import lean_torch_trainer_cls
     from .train.worker import train_worker
 
+    if config.get("seed") is not None:  # a grid sweep repeating points over seeds
+        sweep = {**sweep, "train": {**sweep["train"], "seed": int(config["seed"])}}
     cfg = SweepConfig.model_validate(sweep)
     sp = SearchSpace.model_validate(space)
     data = PreparedData(**prepared)

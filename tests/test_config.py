@@ -100,3 +100,12 @@ def test_cli_validate_accepts_the_quickstart(monkeypatch):
     result = CliRunner().invoke(app, ["validate", "sweeps/quickstart.yaml"])
     assert result.exit_code == 0, result.output
     assert "ok" in result.output
+
+
+def test_seeds_need_a_grid(write_sweep):
+    path = write_sweep()
+    data = yaml.safe_load(path.read_text())
+    data["search"]["seeds"] = [0, 1]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="seeds: repeating points over seeds needs algorithm"):
+        load_sweep(path)

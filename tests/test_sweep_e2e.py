@@ -110,3 +110,24 @@ def test_a_two_worker_ddp_trial_trains_shards_generation_and_reports(write_sweep
     assert run["metrics.param_delta_l2"] > 0
     records = mlflow.artifacts.load_dict(f"runs:/{run['run_id']}/evaluation/eval_records.json")
     assert len(records["math"]) == 4 and all("output" in r for r in records["math"])
+
+
+def test_seeds_repeat_a_point_and_the_report_shows_the_spread(write_sweep, tmp_path):
+    from sftmix_ray.report.build import build_report
+
+    space = {"domains": ["math", "code", "general"], "ratio": {"kind": "fixed",
+             "fixed": {"math": 1, "code": 1, "general": 1}},
+             "amount": {"choices": [60]}, "strategies": {"multi_task": {}}}
+    sweep, sp = load_sweep(write_sweep(space=space))
+    sweep = sweep.model_copy(update={"search": sweep.search.model_copy(
+        update={"algorithm": "grid", "num_samples": 1, "seeds": [0, 1]})})
+    outcome = run_sweep(sweep, sp)
+    children = _runs(outcome.tracking_uri, outcome.parent_run_id)
+    assert sorted(children["params.seed"]) == ["0", "1"]
+    assert children["tags.sftmix.manifest_hash"].nunique() == 2  # another seed, other samples
+    result = build_report(outcome.tracking_uri, tmp_path / "report",
+                          sweep=outcome.parent_run_id,
+                          objectives={"math": "max", "code": "max", "general": "max"})
+    assert result["rows"] == 1  # one point, two seeds
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "1 of 1 points ran with several seeds" in md and " ± " in md

@@ -30,6 +30,8 @@ class ProgressCallback(Callback):
 
         cfg = trial_point(trial.config)
         k = f" k={cfg['k']:g}" if cfg.get("k") is not None else ""
+        if trial.config.get("seed") is not None:
+            k += f" seed={trial.config['seed']}"
         took = time.time() - self.started.get(trial.trial_id, self.t0)
         self.console.print(f"[{self.done}/{self.total}] {trial.trial_id} {cfg.get('strategy')}{k} "
                            f"{describe(cfg)} → {verdict}  ({took:.0f}s, "

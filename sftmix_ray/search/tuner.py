@@ -81,7 +81,10 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         if sweep.search.algorithm == "grid":
             points = grid_points(space)
             param_space, search_alg = {"point": tune.grid_search(points)}, None
-            total = len(points) * sweep.search.num_samples
+            seeds = sweep.search.seeds or [sweep.train.seed]
+            if sweep.search.seeds:
+                param_space["seed"] = tune.grid_search(seeds)
+            total = len(points) * len(seeds) * sweep.search.num_samples
         else:
             param_space, search_alg = {}, build_searcher(sweep, space)
             total = sweep.search.num_samples
