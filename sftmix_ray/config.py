@@ -215,7 +215,7 @@ class EvaluateConfig(Strict):
 
 class SearchConfig(Strict):
     space: str = Field(description="a search_spaces/*.yaml file, relative to the sweep file or cwd")
-    algorithm: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    algorithm: Literal["tpe", "nsga2", "gp", "random", "grid"] = "tpe"
     num_samples: int = Field(8, gt=0, description="trials (for grid: repeats of the full grid)")
     max_concurrent: int = Field(1, gt=0)
     objectives: dict[str, Literal["max", "min"]] = {"math": "max", "code": "max", "general": "max"}
@@ -224,10 +224,23 @@ class SearchConfig(Strict):
                                     "point once per training seed (overrides train.seed), so "
                                     "reports show mean and spread")
 
+    warm_start: list[dict] | None = Field(None, description="points tried first (e.g. the "
+                                          "study's DMT setting), as {ratio, amount, strategy, k} "
+                                          "or {fractions|counts, strategy, k}")
+    constraints: dict[str, float] | None = Field(None, description="objective: bound it must "
+                                                 "reach (≥ for max objectives, ≤ for min), "
+                                                 "through Optuna's constraint API")
+
     @model_validator(mode="after")
-    def _seeds_with_grid(self):
+    def _combinations(self):
         if self.seeds is not None and self.algorithm != "grid":
             raise ValueError("seeds: repeating points over seeds needs algorithm 'grid'")
+        if (self.warm_start or self.constraints) and self.algorithm == "grid":
+            raise ValueError("warm_start and constraints steer a sampler; a grid has none")
+        unknown = set(self.constraints or {}) - set(self.objectives)
+        if unknown:
+            raise ValueError(f"constraints: {sorted(unknown)} are not objectives "
+                             f"({', '.join(self.objectives)})")
         return self
 
 

@@ -68,3 +68,27 @@ def test_a_strategy_of_your_own_is_a_stage_list():
     with pytest.raises(ConfigError, match="undeclared domains \\['poetry'\\]"):
         space(amount={"choices": [100]},
               strategies={"mine": {"stages": [{"domains": ["poetry"]}]}})
+
+
+def test_warm_start_points_are_suggested_first_and_constraints_read_objectives(write_sweep):
+    import yaml
+
+    from sftmix_ray.config import load_sweep
+    from sftmix_ray.search.tuner import Constraints, build_searcher
+
+    path = write_sweep()
+    data = yaml.safe_load(path.read_text())
+    dmt = {"ratio": {"math": 0.4, "code": 0.4, "general": 0.2}, "amount": 100,
+           "strategy": "dmt", "k": 0.25}
+    data["search"].update(algorithm="tpe", warm_start=[dmt], constraints={"general": 0.3})
+    path.write_text(yaml.safe_dump(data))
+    sweep, sp = load_sweep(path)
+    searcher = build_searcher(sweep, sp)
+    config = searcher.suggest("t0")
+    assert config["strategy"] == "dmt" and config["dmt_k"] == 0.25 and config["amount"] == 100
+    assert config["ratio"] == pytest.approx(dmt["ratio"])
+    cons = Constraints({"general": 0.3, "loss": 2.0}, {"math": "max", "general": "max",
+                                                       "loss": "min"})
+    ok = optuna.trial.create_trial(values=[0.1, 0.5, 1.0], distributions={}, params={})
+    bad = optuna.trial.create_trial(values=[0.9, 0.2, 3.0], distributions={}, params={})
+    assert all(v <= 0 for v in cons(ok)) and all(v > 0 for v in cons(bad))

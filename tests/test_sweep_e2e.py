@@ -131,3 +131,21 @@ def test_seeds_repeat_a_point_and_the_report_shows_the_spread(write_sweep, tmp_p
     assert result["rows"] == 1  # one point, two seeds
     md = (tmp_path / "report" / "report.md").read_text()
     assert "1 of 1 points ran with several seeds" in md and " ± " in md
+
+
+def test_sequential_and_mixed_sequential_trials_run(write_sweep):
+    space = {"domains": ["math", "code", "general"], "specialized": ["math", "code"],
+             "fractions": {"grid": [{"math": 0.25, "code": 0.25, "general": 0.25}]},
+             "strategies": {"sequential": {"order": ["code", "math", "general"]},
+                            "mixed_sequential": {}}}
+    sweep, sp = load_sweep(write_sweep(space=space))
+    sweep = sweep.model_copy(update={"search": sweep.search.model_copy(
+        update={"algorithm": "grid", "num_samples": 1})})
+    outcome = run_sweep(sweep, sp)
+    assert sorted(r["status"] for r in outcome.rows) == ["ok", "ok"]
+    runs = _runs(outcome.tracking_uri, outcome.parent_run_id).set_index("params.strategy")
+    assert runs.loc["sequential", "metrics.stage2_tokens"] > 0  # code, then math, then general
+    assert runs.loc["mixed_sequential", "metrics.stage1_tokens"] > 0
+    manifest = mlflow.artifacts.load_dict(
+        f"runs:/{runs.loc['sequential', 'run_id']}/manifest.json")
+    assert [list(s["domains"]) for s in manifest["stages"]] == [["code"], ["math"], ["general"]]

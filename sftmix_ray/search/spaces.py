@@ -202,6 +202,11 @@ def check_space_against_sweep(space: SearchSpace, sweep: SweepConfig) -> list[st
             problems.append("search.space.amount: a grid sweep needs 'choices'")
         if ratio.kind == "simplex" and not ratio.grid:
             problems.append("search.space.ratio: a grid sweep needs 'grid' ratios or kind 'fixed'")
+    for i, point in enumerate(sweep.search.warm_start or []):
+        try:
+            raw_params(point, space)
+        except (KeyError, ValueError, TypeError) as exc:
+            problems.append(f"search.warm_start[{i}]: does not fit the space ({exc!r})")
     if space.fractions is not None:
         for m in space.fractions.mixtures():
             for d, f in m.items():
@@ -227,6 +232,40 @@ def stick_breaking(uniforms: list[float]) -> list[float]:
         remaining -= shares[-1]
     shares.append(remaining)
     return shares
+
+
+def inverse_stick_breaking(shares: list[float]) -> list[float]:
+    """The uniforms that `stick_breaking` maps to these shares (for warm-start points)."""
+    n, us, remaining = len(shares), [], 1.0
+    for i, s in enumerate(shares[:-1]):
+        v = min(1.0, s / remaining) if remaining > 1e-12 else 0.0
+        us.append(1.0 - (1.0 - v) ** (n - 1 - i))
+        remaining -= s
+    return us
+
+
+def raw_params(point: dict, space: SearchSpace) -> dict:
+    """A point in the names `DefineByRun` suggests, so Optuna can enqueue it."""
+    raw: dict = {"strategy": point["strategy"]}
+    if point["strategy"] not in space.strategies:
+        raise ValueError(f"warm_start: strategy {point['strategy']!r} is not in the space")
+    if point["strategy"] == "dmt":
+        raw["dmt_k"] = point["k"]
+    kind = space.mixture
+    if kind == "ratio":
+        if space.ratio_space.kind == "simplex" and len(space.domains) > 1:
+            shares = [point["ratio"].get(d, 0.0) for d in space.domains]
+            total = sum(shares)
+            raw.update({f"u{i}": u for i, u in
+                        enumerate(inverse_stick_breaking([s / total for s in shares]))})
+        raw["amount"] = point["amount"]
+    else:
+        per_domain = space.fractions or space.counts
+        if per_domain.grid is not None:
+            raw["mixture"] = per_domain.grid.index(point[kind])
+        else:
+            raw.update({f"{kind}.{d}": v for d, v in point[kind].items()})
+    return raw
 
 
 class DefineByRun:

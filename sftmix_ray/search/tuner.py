@@ -14,7 +14,7 @@ from ..config import SweepConfig
 from ..data.prepare import prepare
 from ..pareto import front_of
 from .runtime import ensure_ray, trial_capacity
-from .spaces import DefineByRun, SearchSpace, describe, grid_points
+from .spaces import DefineByRun, SearchSpace, describe, grid_points, raw_params
 
 TRIAL_DRIVER_CPU = 0.01  # the trial function only waits on its TorchTrainer
 
@@ -36,12 +36,31 @@ def build_searcher(sweep: SweepConfig, space: SearchSpace, study_storage=None):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     seed = sweep.search.seed
-    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-                "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
-                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
     objectives = sweep.search.objectives
+    cons = Constraints(sweep.search.constraints, objectives) if sweep.search.constraints else None
+    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, constraints_func=cons),
+                "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cons),
+                "gp": lambda: optuna.samplers.GPSampler(seed=seed, constraints_func=cons),
+                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
+    warm = [raw_params(p, space) for p in sweep.search.warm_start or []]
     return OptunaSearch(DefineByRun(space), metric=list(objectives), mode=list(objectives.values()),
-                        sampler=samplers[sweep.search.algorithm](), storage=study_storage)
+                        sampler=samplers[sweep.search.algorithm](), storage=study_storage,
+                        points_to_evaluate=warm or None)
+
+
+class Constraints:
+    """Optuna's constraints_func: a value ≤ 0 means satisfied. Bounds are on objectives, so they
+    are read from the trial's own values (a class, not a closure: Tune pickles the searcher)."""
+
+    def __init__(self, bounds: dict[str, float], objectives: dict[str, str]):
+        self.bounds, self.names, self.modes = bounds, list(objectives), dict(objectives)
+
+    def __call__(self, trial) -> list[float]:
+        out = []
+        for name, bound in self.bounds.items():
+            value = trial.values[self.names.index(name)] if trial.values else float("nan")
+            out.append(bound - value if self.modes[name] == "max" else value - bound)
+        return out
 
 
 def trial_point(config: dict) -> dict:
