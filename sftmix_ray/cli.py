@@ -72,6 +72,29 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         raise typer.Exit(1)
 
 
+@app.command()
+def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run was started with"),
+           address: Optional[str] = typer.Option(None, help="join a Ray cluster ('auto', "
+                                                            "ray://…)"),
+           storage: Optional[str] = typer.Option(None, help="override storage"),
+           tracking_uri: Optional[str] = typer.Option(None, help="override the MLflow URI"),
+           verbose: bool = typer.Option(False, help="show Ray's own logs")):
+    """Complete a sweep whose driver died (even kill -9): no trial lost, none run twice."""
+    from .data.prepare import DataError
+    from .search.tuner import ResumeError, run_sweep
+
+    sweep, space = _load(sweep_file, {"storage": storage, "tracking_uri": tracking_uri})
+    err.print(f"resuming sweep {sweep.name!r} from {Path(sweep.storage).resolve() / sweep.name}",
+              highlight=False)
+    try:
+        outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose,
+                            resume=True)
+    except (ResumeError, DataError) as exc:
+        err.print(f"[red]cannot resume[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    print_answer(outcome, list(sweep.search.objectives))
+
+
 @app.command("eval")
 def eval_(model: str = typer.Option(..., help="hub id or local path of a causal LM"),
           benchmarks: str = typer.Option("gsm8k,humaneval,mt_bench",

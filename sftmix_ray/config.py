@@ -224,6 +224,9 @@ class SearchConfig(Strict):
                                     "point once per training seed (overrides train.seed), so "
                                     "reports show mean and spread")
 
+    study_storage: str | None = Field(None, description="Optuna storage URL (RDB, e.g. "
+                                      "postgresql://…) on a cluster; default: a journal file "
+                                      "beside the Tune experiment")
     warm_start: list[dict] | None = Field(None, description="points tried first (e.g. the "
                                           "study's DMT setting), as {ratio, amount, strategy, k} "
                                           "or {fractions|counts, strategy, k}")

@@ -46,7 +46,8 @@ def _last_line(message: str) -> str:
 class SweepTracker:
     """The sweep's parent run and its client; created before any trial runs."""
 
-    def __init__(self, tracking_uri: str, experiment: str, sweep_name: str, tags: dict):
+    def __init__(self, tracking_uri: str, experiment: str, sweep_name: str, tags: dict,
+                 parent_id: str | None = None):
         from mlflow.tracking import MlflowClient
 
         # Ray's MLflow integration and mlflow itself honour this env var over explicit names.
@@ -55,6 +56,10 @@ class SweepTracker:
         self._client = MlflowClient(tracking_uri=tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+        if parent_id is not None:  # a resumed sweep goes on in its own parent run
+            self.parent_id = parent_id
+            self.client.update_run(parent_id, status="RUNNING")
+            return
         run = self.client.create_run(self.experiment_id, run_name=sweep_name,
                                      tags={"sftmix.kind": "sweep", **tags})
         self.parent_id = run.info.run_id
@@ -82,8 +87,52 @@ class MLflowTrialCallback(Callback):
         self.sweep_params = sweep_params
         self.trials: dict[str, dict] = {}  # trial_id -> run_id, config, status, result, error
 
+    def _existing_run(self, trial_id: str, params: dict) -> str | None:
+        """The child run of a trial that started before the driver died, so a resumed trial
+        continues its own run instead of leaving an orphan beside a new one: the same Tune trial,
+        or (when Tune had not saved that trial yet and the restored searcher proposed the same
+        point again under a new id) a RUNNING run with the same parameters."""
+        children = self.t.client.search_runs(
+            [self.t.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.t.parent_id}'",
+            max_results=50_000)
+        mine = {e["run_id"] for e in self.trials.values()}
+        for run in children:
+            if run.data.tags.get("sftmix.trial_id") == trial_id:
+                return run.info.run_id
+        wanted = {k: "" if v is None else str(v) for k, v in params.items()}
+        for run in children:
+            if run.info.status == "RUNNING" and run.info.run_id not in mine and \
+                    all(run.data.params.get(k) == v for k, v in wanted.items()):
+                self.t.client.set_tag(run.info.run_id, "sftmix.trial_id", trial_id)
+                self.t.client.set_tag(run.info.run_id, "mlflow.runName", f"trial-{trial_id}")
+                return run.info.run_id
+        return None
+
+    def close_orphans(self) -> None:
+        """Child runs still RUNNING when the sweep ends were started by a driver that died and
+        never resumed: they are KILLED, with the reason, so the UI shows no live trial."""
+        children = self.t.client.search_runs(
+            [self.t.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.t.parent_id}'",
+            max_results=50_000)
+        for run in children:
+            if run.info.status == "RUNNING":
+                self.t.client.set_tag(run.info.run_id, "sftmix.error",
+                                      "the driver died during this trial; it was not resumed")
+                self.t.client.set_terminated(run.info.run_id, "KILLED")
+
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id in self.trials:
+            return
+        from .search.tuner import trial_point
+
+        params = {**flat_params(trial_point(trial.config)), **self.sweep_params}
+        if trial.config.get("seed") is not None:
+            params["seed"] = trial.config["seed"]
+        existing = self._existing_run(trial.trial_id, params)
+        if existing is not None:
+            self.t.client.update_run(existing, status="RUNNING")
+            self.trials[trial.trial_id] = {"run_id": existing, "config": trial.config,
+                                           "status": "running"}
             return
         run = self.t.client.create_run(
             self.t.experiment_id, run_name=f"trial-{trial.trial_id}",
@@ -91,11 +140,6 @@ class MLflowTrialCallback(Callback):
                   "sftmix.trial_id": trial.trial_id})
         self.trials[trial.trial_id] = {"run_id": run.info.run_id, "config": trial.config,
                                        "status": "running"}
-        from .search.tuner import trial_point
-
-        params = {**flat_params(trial_point(trial.config)), **self.sweep_params}
-        if trial.config.get("seed") is not None:
-            params["seed"] = trial.config["seed"]
         for key, value in params.items():
             self.t.client.log_param(run.info.run_id, key, "" if value is None else value)
 
