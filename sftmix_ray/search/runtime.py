@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 # Per-trial overhead is the enemy of short trials (benchmarks/trial_overhead.py measures it):
 # - Ray Train's controller polls its workers every 2 s by default; a short trial waits on that poll
@@ -27,6 +28,18 @@ def ensure_ray(address: str | None = None, quiet: bool = True) -> None:
         return
     for key, value in FAST_TRAIN_ENV.items():
         os.environ.setdefault(key, value)  # inherited by a local cluster's processes
+    joining = address is not None or os.environ.get("RAY_ADDRESS")
+    token = Path.home() / ".ray" / "auth_token"
+    if joining and "RAY_AUTH_MODE" not in os.environ and token.is_file():
+        # `ray start` turns token auth on when this token file exists, but a driver joining the
+        # cluster does not send it unless told to (ray 2.60), and is refused as unauthenticated.
+        # Ray caches its config at import, so the mode is refreshed through Ray's own helper.
+        os.environ["RAY_AUTH_MODE"] = "token"
+        try:
+            from ray._private.authentication.authentication_token_setup import _enable_token_auth
+            _enable_token_auth()
+        except ImportError:  # pragma: no cover - the env var alone, for a Ray without it
+            pass
     env_vars = {k: os.environ[k] for k in FAST_TRAIN_ENV}
     ray.init(address=address, include_dashboard=False, log_to_driver=not quiet,
              runtime_env={"env_vars": env_vars}, configure_logging=not quiet,
