@@ -195,12 +195,5 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
             "loss": loss_sum / max(micro, 1), "seconds": time.perf_counter() - t0}
 
 
-def train_stages(model, stages: list[StageData], hp, pad_id: int, rank: int = 0, world: int = 1,
-                 **kwargs) -> dict:
-    """Every stage in order, without a prefix cache; returns per-stage loss, tokens, seconds."""
-    return {"stages": [train_stage(model, st, hp, pad_id, index=i, rank=rank, world=world,
-                                   **kwargs) for i, st in enumerate(stages)]}
-
-
 def select(domain: TokenizedDomain, indices) -> list[tuple[np.ndarray, np.ndarray]]:
     return [domain.sample(int(i)) for i in indices]

@@ -125,7 +125,7 @@ def train_worker(cfg: dict) -> None:
     cache = PrefixCache(Path(prepared.root) / "prefix") if use_cache else None
     keys = prefix_keys(cfg["sweep"], cfg["prepared"], cfg["manifest"]) if use_cache else []
     hp = SimpleNamespace(**tr.model_dump())
-    t_train = time.perf_counter()
+
     def stage_checkpoint(j: int, record: dict) -> None:
         """Every rank reports (Train needs them in step); rank 0 attaches the stage's weights."""
         metrics = {f"stage{j}_{k}": v for k, v in record.items() if k != "name"}
@@ -137,6 +137,7 @@ def train_worker(cfg: dict) -> None:
             (Path(tmp) / "stage.json").write_text(json.dumps(record))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
+    t_train = time.perf_counter()
     records = run_stages(model, core, stages, hp, tokenizer.pad_token_id, keys=keys, cache=cache,
                          rank=rank, world=world, device=device,
                          autocast_dtype=amp_dtype(tr.dtype, device),
