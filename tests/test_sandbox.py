@@ -43,18 +43,16 @@ def test_hostile_programs_fail_and_the_host_is_unharmed(tmp_path, listener):
         "sys.exit mid-way": "import sys\nsys.exit(0)\nassert False\n",
         "os._exit mid-way": "import os\nos._exit(0)\nassert False\n",
     }
-    t0 = time.monotonic()
     outcomes = run_programs([OK, *hostile.values(), OK], Limits(timeout_s=3), workers=2)
-    elapsed = time.monotonic() - t0
     assert outcomes[0].passed and outcomes[-1].passed  # the evaluation went on around them
     for name, outcome in zip(hostile, outcomes[1:-1]):
         assert not outcome.passed, name
         assert outcome.status in ("failed", "timeout"), name
     by_name = dict(zip(hostile, outcomes[1:-1]))
-    assert by_name["infinite loop"].status == "timeout"
+    assert by_name["infinite loop"].status == "timeout"  # killed, not waited for
+    assert "killed after 3" in by_name["infinite loop"].detail
     assert "MemoryError" in by_name["memory hog"].detail or by_name["memory hog"].status == \
         "timeout"
-    assert elapsed < 40  # hard kills, not waits for the programs to give up
     # the host: our files intact, nothing written, no connection, no process left behind
     assert sentinel.read_text() == "mine" or not AS_ROOT
     assert not outside.exists() or not AS_ROOT
