@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sftmix_ray.config import SweepConfig  # noqa: E402
+from lab_setup import bench_sweep  # noqa: E402
 from sftmix_ray.data.mixture import resolve_counts, select_indices  # noqa: E402
 from sftmix_ray.data.prepare import DomainSource, prepare  # noqa: E402
 from sftmix_ray.data.template import template_for  # noqa: E402
@@ -36,19 +36,11 @@ from sftmix_ray.strategies import plan_stages  # noqa: E402
 from sftmix_ray.train.worker import _stage_data  # noqa: E402
 from sftmix_ray.trial import build_plan  # noqa: E402
 
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 DOMAINS = ["math", "code", "general"]
 
 
-def sweep_config(storage: Path) -> SweepConfig:
-    return SweepConfig.model_validate({
-        "name": "bench", "storage": str(storage),
-        "domains": {"math": {"source": str(GSM8K), "format": "gsm8k"},
-                    "code": {"source": "lab", "pool": 4000},
-                    "general": {"source": "lab", "pool": 4000}},
-        "model": {"tiny": {}, "lab_vocab_size": 1024},
-        "train": {"max_length": 512, "epochs": 1},
-        "search": {"space": "unused.yaml"}})
+def sweep_config(storage: Path):
+    return bench_sweep(storage, real_math=True, max_length=512)
 
 
 SPACE = SearchSpace.model_validate({"domains": DOMAINS, "specialized": ["math", "code"],
@@ -73,7 +65,7 @@ def cached_trial(point: dict, prepared, seed: int = 0) -> int:
     return sum(len(s.samples) for s in data)
 
 
-def retokenize_trial(point: dict, sweep: SweepConfig, tokenizer, template, sizes: dict,
+def retokenize_trial(point: dict, sweep, tokenizer, template, sizes: dict,
                      seed: int = 0) -> int:
     convs = {name: DomainSource(name, dom).conversations()[0]
              for name, dom in sweep.domains.items()}

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sftmix_ray.config import SweepConfig  # noqa: E402
+from lab_setup import bench_sweep  # noqa: E402
 from sftmix_ray.data.prepare import prepare  # noqa: E402
 from sftmix_ray.data.tokenizer import load_tokenizer  # noqa: E402
 from sftmix_ray.search.spaces import SearchSpace  # noqa: E402
@@ -45,13 +45,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        sweep = SweepConfig.model_validate({
-            "name": "bench", "storage": tmp,
-            "domains": {d: {"source": "lab", "pool": 4000} for d in ("math", "code", "general")},
-            "model": {"tiny": {"hidden_size": 128, "intermediate_size": 256,
-                               "layers": args.layers, "heads": 4}},
-            "train": {"lr": 5e-3, "epochs": 1, "batch_size": 16, "max_length": 256},
-            "search": {"space": "unused.yaml"}})
+        sweep = bench_sweep(tmp, real_math=False, layers=args.layers)
         space = SearchSpace.model_validate({
             "domains": ["math", "code", "general"], "specialized": ["math", "code"],
             "amount": {"low": 1, "high": 10 ** 6}, "strategies": {"dmt": {"k": KS}}})

@@ -22,16 +22,12 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sftmix_ray.config import SweepConfig  # noqa: E402
+from lab_setup import DOMAINS, bench_sweep  # noqa: E402
 from sftmix_ray.data.mixture import select_indices  # noqa: E402
 from sftmix_ray.data.prepare import prepare  # noqa: E402
 from sftmix_ray.data.tokenizer import load_tokenizer  # noqa: E402
 from sftmix_ray.train.loop import StageData, select, train_stage  # noqa: E402
 from sftmix_ray.train.model import build_model  # noqa: E402
-
-
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
-DOMAINS = ("math", "code", "general")
 
 
 def hf_trainer_run(model, samples, tokenizer, hp, group_by_length: bool) -> float:
@@ -65,15 +61,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        sweep = SweepConfig.model_validate({
-            "name": "bench", "storage": tmp,
-            "domains": {"math": {"source": str(GSM8K), "format": "gsm8k"},
-                        "code": {"source": "lab", "pool": 4000},
-                        "general": {"source": "lab", "pool": 4000}},
-            "model": {"tiny": {"hidden_size": 128, "intermediate_size": 256, "layers": 4,
-                               "heads": 4}},
-            "train": {"lr": 5e-3, "epochs": 1, "batch_size": 16, "max_length": 256},
-            "search": {"space": "unused.yaml"}})
+        sweep = bench_sweep(tmp, real_math=True)
         prepared = prepare(sweep, Path(tmp) / "cache")
         tokenizer = load_tokenizer(prepared.tokenizer_dir)
         samples = []
