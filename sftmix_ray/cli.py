@@ -59,7 +59,7 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
 
     sweep, space = _load(sweep_file, {"num_samples": num_samples, "max_concurrent": max_concurrent,
                                       "storage": storage, "tracking_uri": tracking_uri})
-    err.print(f"sweep {sweep.name!r}: {sweep.search.num_samples} trials "
+    err.print(f"sweep {sweep.name!r}: {planned_trials(sweep, space)} trials "
               f"({sweep.search.algorithm}), MLflow at {sweep.tracking_uri()}", highlight=False)
     try:
         outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose)
@@ -67,9 +67,17 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         err.print(f"[red]cannot prepare the data[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
     print_answer(outcome, list(sweep.search.objectives))
-    failed = sum(r["status"] != "ok" for r in outcome.rows)
+    failed = sum(r["status"] not in ("ok", "pruned") for r in outcome.rows)
     if failed == len(outcome.rows):
         raise typer.Exit(1)
+
+
+def planned_trials(sweep, space) -> int:
+    if sweep.search.algorithm != "grid":
+        return sweep.search.num_samples
+    from .search.spaces import grid_points
+
+    return len(grid_points(space)) * len(sweep.search.seeds or [0]) * sweep.search.num_samples
 
 
 @app.command()

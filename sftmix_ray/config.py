@@ -18,6 +18,8 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 from .data.formats import FORMATS
 from .data.presets import LAB_FORMATS, PRESETS
 
+ABILITY_NAMES = ("math", "code", "general")  # what a trial evaluates (evaluate.abilities)
+
 
 class ConfigError(ValueError):
     """A sweep or search-space file that does not validate; `problems` are 'path: message' lines."""
@@ -213,6 +215,16 @@ class EvaluateConfig(Strict):
         return self
 
 
+class PruneConfig(Strict):
+    """Stop weak trials early (Ray Tune's ASHA): a trial's objective is evaluated after each
+    epoch of its final stage, and trials behind their peers at the same epoch stop there."""
+
+    grace_period: int = Field(1, gt=0, description="epochs of the final stage before a trial "
+                              "may be stopped")
+    reduction_factor: float = Field(2.0, gt=1, description="keep about 1/reduction_factor of the "
+                                    "trials at each rung")
+
+
 class SearchConfig(Strict):
     space: str = Field(description="a search_spaces/*.yaml file, relative to the sweep file or cwd")
     algorithm: Literal["tpe", "nsga2", "gp", "random", "grid"] = "tpe"
@@ -233,6 +245,8 @@ class SearchConfig(Strict):
     constraints: dict[str, float] | None = Field(None, description="objective: bound it must "
                                                  "reach (≥ for max objectives, ≤ for min), "
                                                  "through Optuna's constraint API")
+    prune: PruneConfig | None = Field(None, description="single-objective sweeps: stop weak "
+                                      "trials after an epoch (ASHA)")
 
     @model_validator(mode="after")
     def _combinations(self):
@@ -240,6 +254,14 @@ class SearchConfig(Strict):
             raise ValueError("seeds: repeating points over seeds needs algorithm 'grid'")
         if (self.warm_start or self.constraints) and self.algorithm == "grid":
             raise ValueError("warm_start and constraints steer a sampler; a grid has none")
+        if self.prune is not None and len(self.objectives) != 1:
+            raise ValueError(f"prune: pruning compares trials on one objective, and this sweep "
+                             f"has {len(self.objectives)} ({', '.join(self.objectives)}); a "
+                             f"multi-objective search never tells Optuna a partial result")
+        if self.prune is not None and set(self.objectives) - set(ABILITY_NAMES):
+            raise ValueError(f"prune: the objective must be an ability evaluated during "
+                             f"training ({', '.join(ABILITY_NAMES)}), not "
+                             f"{', '.join(self.objectives)}")
         unknown = set(self.constraints or {}) - set(self.objectives)
         if unknown:
             raise ValueError(f"constraints: {sorted(unknown)} are not objectives "

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from .config import ABILITY_NAMES
+
 PARENT_TAG = "mlflow.parentRunId"
 PARAM_KEYS = ("amount", "strategy", "k")
 
@@ -27,6 +29,9 @@ def flat_params(config: dict) -> dict:
     out["mixture"] = next((k for k in ("fractions", "counts") if config.get(k) is not None),
                           "ratio")
     out.update({k: config.get(k) for k in PARAM_KEYS if config.get(k) is not None})
+    if config.get("order"):
+        out["order"] = ">".join(config["order"])
+    out.update({f"train.{k}": v for k, v in (config.get("train") or {}).items()})
     return out
 
 
@@ -143,15 +148,42 @@ class MLflowTrialCallback(Callback):
         for key, value in params.items():
             self.t.client.log_param(run.info.run_id, key, "" if value is None else value)
 
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        """Pruning sweeps report the objective after each epoch of the final stage: a curve per
+        trial (`<ability>_by_epoch`, step = epoch) in the MLflow UI."""
+        from .search.pruning import EPOCH, is_intermediate
+
+        entry = self.trials.get(trial.trial_id)
+        if entry is None or not is_intermediate(result):
+            return
+        for k, v in numeric(result).items():
+            if k in ABILITY_NAMES:
+                self.t.client.log_metric(entry["run_id"], f"{k}_by_epoch", v,
+                                         step=int(result.get(EPOCH, 0)))
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self.trials.get(trial.trial_id)
         if entry is None:
             return
         run_id, result = entry["run_id"], trial.last_result or {}
-        entry.update(status="ok", result=result)
         from mlflow.entities import Metric
 
+        from .search.pruning import EPOCH, is_intermediate
+
         now = int(time.time() * 1000)
+        if is_intermediate(result):
+            # Stopped by the pruner: its partial score is kept under its own name, never as the
+            # objective, so no front or report takes it for a finished trial's.
+            entry.update(status="pruned", result=result)
+            epoch = int(result.get(EPOCH, 0))
+            self.t.client.log_batch(run_id, metrics=[
+                Metric(f"{k}_at_prune", v, now, epoch) for k, v in numeric(result).items()
+                if k in ABILITY_NAMES])
+            self.t.client.set_tag(run_id, "sftmix.pruned", f"after epoch {epoch} of the final "
+                                                           f"stage")
+            self.t.client.set_terminated(run_id, "KILLED")
+            return
+        entry.update(status="ok", result=result)
         self.t.client.log_batch(run_id, metrics=[Metric(k, v, now, 0)
                                                  for k, v in numeric(result).items()])
         if result.get("manifest_hash"):

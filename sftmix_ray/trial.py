@@ -22,11 +22,13 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int,
     doms = prepared.domains
     counts = resolve_counts(point, list(space.domains), {d: doms[d]["size"] for d in space.domains},
                             {d: doms[d].get("upsample", False) for d in space.domains})
-    order = space.options("sequential").order if point["strategy"] == "sequential" else None
+    order = (point.get("order") or space.options("sequential").order
+             if point["strategy"] == "sequential" else None)
     stages = plan_stages(point["strategy"], counts, space.specialized, point.get("k"), order,
                          space.options(point["strategy"]).stages)
     used = sorted({d for st in stages for d in st.counts})
     manifest = {"seed": seed, "strategy": point["strategy"], "k": point.get("k"),
+                "order": order, "train": point.get("train"),
                 "mixture": {kind: point.get(kind) for kind in ("ratio", "amount", "fractions",
                                                                "counts") if point.get(kind)
                             is not None},
@@ -53,6 +55,20 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int,
             for s in stages], manifest
 
 
+def with_train_overrides(sweep: dict, train: dict | None) -> dict:
+    """The sweep as this trial trains it: searched hyperparameters replace the sweep's `train:`
+    values (lora_r / lora_alpha go into `train.lora`)."""
+    if not train:
+        return sweep
+    tr = dict(sweep["train"])
+    for name, value in train.items():
+        if name.startswith("lora_"):
+            tr["lora"] = {**tr["lora"], name.removeprefix("lora_"): value}
+        else:
+            tr[name] = value
+    return {**sweep, "train": tr}
+
+
 def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage: str) -> None:
     from ray import tune
     from ray.train import RunConfig, ScalingConfig
@@ -64,6 +80,7 @@ def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage
 
     if config.get("seed") is not None:  # a grid sweep repeating points over seeds
         sweep = {**sweep, "train": {**sweep["train"], "seed": int(config["seed"])}}
+    sweep = with_train_overrides(sweep, trial_point(config).get("train"))
     cfg = SweepConfig.model_validate(sweep)
     sp = SearchSpace.model_validate(space)
     data = PreparedData(**prepared)
@@ -78,10 +95,21 @@ def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage
                            "manifest": manifest},
         scaling_config=ScalingConfig(num_workers=tr.workers, use_gpu=tr.gpus_per_worker > 0,
                                      resources_per_worker=resources),
-        run_config=RunConfig(name=f"train-{trial_id}", storage_path=storage))
+        run_config=RunConfig(name=f"train-{trial_id}", storage_path=storage,
+                             callbacks=_pruning_callbacks(cfg)))
     result = trainer.fit()
     metrics = dict(result.metrics or {})
     metrics.update({f"samples_{d}": n for d, n in manifest["counts"].items()})
+    if cfg.search.prune:  # so the final result, too, counts the epochs the pruner saw
+        metrics["final_stage_epoch"] = stages[-1]["epochs"] or cfg.train.epochs
     metrics.update(manifest_hash=manifest["hash"], manifest=json.dumps(manifest),
                    records_dir=result.checkpoint.path if result.checkpoint else "")
     tune.report(metrics)
+
+
+def _pruning_callbacks(cfg: SweepConfig) -> list:
+    if cfg.search.prune is None:
+        return []
+    from .search.pruning import IntermediateReports
+
+    return [IntermediateReports()]

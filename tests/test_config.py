@@ -109,3 +109,21 @@ def test_seeds_need_a_grid(write_sweep):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="seeds: repeating points over seeds needs algorithm"):
         load_sweep(path)
+
+
+@pytest.mark.parametrize("objectives,message", [
+    ({"math": "max", "code": "max"}, "pruning compares trials on one objective, and this sweep "
+                                     "has 2"),
+    ({"train_tokens": "min"}, "must be an ability evaluated during training"),
+])
+def test_pruning_needs_one_ability_objective(tmp_path, objectives, message):
+    def mutate(d):
+        d["search"].update(objectives=objectives, prune={"grace_period": 1})
+
+    with pytest.raises(ConfigError) as exc:
+        load_sweep(_quickstart_copy(tmp_path, mutate))
+    assert any(p.startswith("search: ") and message in p for p in exc.value.problems), \
+        exc.value.problems
+    ok = _quickstart_copy(tmp_path, lambda d: d["search"].update(
+        objectives={"math": "max"}, prune={"grace_period": 1, "reduction_factor": 3}))
+    assert load_sweep(ok)[0].search.prune.reduction_factor == 3

@@ -92,3 +92,83 @@ def test_warm_start_points_are_suggested_first_and_constraints_read_objectives(w
     ok = optuna.trial.create_trial(values=[0.1, 0.5, 1.0], distributions={}, params={})
     bad = optuna.trial.create_trial(values=[0.9, 0.2, 3.0], distributions={}, params={})
     assert all(v <= 0 for v in cons(ok)) and all(v > 0 for v in cons(bad))
+
+
+def test_training_hyperparameters_are_searched_with_the_mixture():
+    s = space(amount={"choices": [100]},
+              train={"lr": {"low": 1e-4, "high": 1e-2, "log": True},
+                     "epochs": {"choices": [1, 3]}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(5):
+        trial = study.ask()
+        point = DefineByRun(s)(trial)
+        assert 1e-4 <= point["train"]["lr"] <= 1e-2 and point["train"]["epochs"] in (1, 3)
+        assert isinstance(point["train"]["epochs"], int)
+        assert trial.params["train.lr"] == point["train"]["lr"]
+    grid = grid_points(space(amount={"choices": [100]}, ratio={"kind": "fixed",
+                                                                "fixed": {"math": 1}},
+                             train={"epochs": {"choices": [1, 3]}}))
+    assert [(p["strategy"], p["k"], p["train"]) for p in grid] == [
+        ("multi_task", None, {"epochs": 1}), ("multi_task", None, {"epochs": 3}),
+        ("dmt", 1, {"epochs": 1}), ("dmt", 1, {"epochs": 3}),
+        ("dmt", 0.25, {"epochs": 1}), ("dmt", 0.25, {"epochs": 3})]
+    with pytest.raises(ConfigError, match="train.epochs.*whole numbers"):
+        space(amount={"choices": [100]}, train={"epochs": {"choices": [1.5]}})
+    with pytest.raises(ConfigError, match="train.lr.*log range needs low > 0"):
+        space(amount={"choices": [100]}, train={"lr": {"low": 0, "high": 1, "log": True}})
+    with pytest.raises(ConfigError, match="train.lrr.*did you mean 'lr'"):
+        space(amount={"choices": [100]}, train={"lrr": {"choices": [1e-3]}})
+
+
+def test_searched_hyperparameters_reach_the_trial_and_its_params():
+    from sftmix_ray.trial import with_train_overrides
+    from sftmix_ray.tracking import flat_params
+
+    sweep = {"train": {"lr": 1e-3, "epochs": 3, "lora": {"r": 8, "alpha": 16}}}
+    out = with_train_overrides(sweep, {"lr": 5e-4, "lora_r": 32})
+    assert out["train"] == {"lr": 5e-4, "epochs": 3, "lora": {"r": 32, "alpha": 16}}
+    assert sweep["train"]["lora"]["r"] == 8  # the sweep itself is left alone
+    params = flat_params({"ratio": {"math": 1.0}, "amount": 10, "strategy": "sequential",
+                          "order": ["code", "math"], "train": {"lr": 5e-4}})
+    assert params["order"] == "code>math" and params["train.lr"] == 5e-4
+
+
+def test_sequential_orders_are_a_conditional_categorical(write_sweep):
+    import yaml
+
+    from sftmix_ray.config import load_sweep
+    from sftmix_ray.trial import build_plan  # noqa: F401  (the order reaches plan_stages there)
+
+    orders = [["code", "math", "general"], ["math", "code", "general"]]
+    s = space(amount={"choices": [100]},
+              strategies={"multi_task": {}, "sequential": {"orders": orders}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        point = {**DefineByRun(s)(trial), **trial.params}
+        if point["strategy"] == "sequential":
+            assert point["order"] in orders
+            seen.add(tuple(point["order"]))
+        else:
+            assert "order" not in point and "sequential_order" not in trial.params
+    assert len(seen) == 2
+    grid = [p for p in grid_points(space(amount={"choices": [100]}, ratio={"kind": "fixed",
+                                                                            "fixed": {"math": 1}},
+                                         strategies={"sequential": {"orders": orders}}))]
+    assert [p["order"] for p in grid] == orders
+    with pytest.raises(ConfigError, match="'order'.*or 'orders'"):
+        space(amount={"choices": [100]},
+              strategies={"sequential": {"order": orders[0], "orders": orders}})
+    # an order that misses a domain, and LoRA settings for a full fine-tune, name their fields
+    path = write_sweep()
+    data = yaml.safe_load(path.read_text())
+    space_path = path.parent / data["search"]["space"]
+    sp = yaml.safe_load(space_path.read_text())
+    sp["strategies"] = {"sequential": {"orders": [["code", "math"]]}}
+    sp["train"] = {"lora_r": {"choices": [8]}}
+    space_path.write_text(yaml.safe_dump(sp))
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path)
+    assert "strategies.sequential.orders: ['code', 'math'] must list each domain" in str(info.value)
+    assert "search.space.train.lora_r: the sweep trains every weight" in str(info.value)

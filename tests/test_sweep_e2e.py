@@ -2,6 +2,7 @@
 One Ray session serves every test in this process."""
 
 import math
+import re
 from pathlib import Path
 
 import mlflow
@@ -149,3 +150,52 @@ def test_sequential_and_mixed_sequential_trials_run(write_sweep):
     manifest = mlflow.artifacts.load_dict(
         f"runs:/{runs.loc['sequential', 'run_id']}/manifest.json")
     assert [list(s["domains"]) for s in manifest["stages"]] == [["code"], ["math"], ["general"]]
+
+
+def test_pruning_stops_a_weak_trial_and_optuna_hears_pruned(write_sweep):
+    """Single-objective sweep with ASHA: the objective is evaluated after each epoch of the final
+    stage. Warm-start points fix the order: a trial that learns, then one whose lr is too small to
+    move the weights, which falls behind its peer at a rung and is stopped there."""
+    import optuna
+
+    space = {"domains": ["math", "code", "general"],
+             "counts": {"grid": [{"general": 200}]}, "strategies": {"multi_task": {}},
+             "train": {"lr": {"low": 1e-9, "high": 1e-2, "log": True}}}
+    point = {"counts": {"general": 200}, "strategy": "multi_task"}
+    search = {"space": None, "algorithm": "tpe", "num_samples": 2, "seed": 0,
+              "objectives": {"general": "max"}, "prune": {"grace_period": 1},
+              "warm_start": [{**point, "train": {"lr": 1e-2}}, {**point, "train": {"lr": 1e-9}}]}
+    path = write_sweep(space=space)
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    data["search"] = {**search, "space": data["search"]["space"]}
+    data["train"].update(epochs=3)
+    data["evaluate"]["general"]["n"] = 8
+    path.write_text(yaml.safe_dump(data))
+    sweep, sp = load_sweep(path)
+    outcome = run_sweep(sweep, sp)
+
+    runs = _runs(outcome.tracking_uri, outcome.parent_run_id).set_index("params.train.lr")
+    pruned, kept = runs.loc["1e-09"], runs.loc["0.01"]
+    status = {r["run_id"]: r["status"] for r in outcome.rows}
+    assert status[kept["run_id"]] == "ok" and status[pruned["run_id"]] == "pruned"
+    assert [r["run_id"] for r in outcome.front] == [kept["run_id"]]
+    assert pruned["status"] == "KILLED" and kept["status"] == "FINISHED"
+    epoch = int(re.fullmatch(r"after epoch (\d) of the final stage",
+                             pruned["tags.sftmix.pruned"]).group(1))
+    assert epoch in (1, 2)  # stopped before its final epoch
+    assert math.isnan(pruned["metrics.general"])  # a partial score is never the objective
+    client = mlflow.tracking.MlflowClient(outcome.tracking_uri)
+    curve = {m.step: m.value for m in client.get_metric_history(kept["run_id"],
+                                                                 "general_by_epoch")}
+    assert sorted(curve) == [1, 2]  # epochs 1 and 2; epoch 3 is the final result
+    assert pruned["metrics.general_at_prune"] < curve[epoch]  # behind its peer at that rung
+    assert 0 <= kept["metrics.general"] <= 1
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(Path(sweep.storage) / sweep.name / "optuna.journal")))
+    study = optuna.load_study(study_name=sweep.name, storage=storage)
+    states = {t.params["train.lr"]: t.state for t in study.trials}
+    assert states == {1e-2: optuna.trial.TrialState.COMPLETE,
+                      1e-9: optuna.trial.TrialState.PRUNED}
+    assert study.trials[0].values == [pytest.approx(kept["metrics.general"])]

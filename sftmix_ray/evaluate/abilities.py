@@ -3,6 +3,7 @@ workers), score with its evaluator on rank 0, and return scores plus per-sample 
 
 from __future__ import annotations
 
+from ..config import ABILITY_NAMES
 from ..data.lab import CODE_INSTRUCTION
 from .code import score_code
 from .general import SCORER_NAME, score_general, score_reference_f1
@@ -10,7 +11,7 @@ from .generate import Sampling, generate_sharded
 from .math import score_math
 from .sandbox import Limits
 
-ABILITIES = ("math", "code", "general")
+ABILITIES = ABILITY_NAMES
 
 
 def sampling_of(bench, seed: int = 0) -> Sampling:

@@ -30,6 +30,9 @@ class ProgressCallback(Callback):
 
         cfg = trial_point(trial.config)
         k = f" k={cfg['k']:g}" if cfg.get("k") is not None else ""
+        if cfg.get("order"):
+            k += f" order={'>'.join(cfg['order'])}"
+        k += "".join(f" {n}={v:g}" for n, v in (cfg.get("train") or {}).items())
         if trial.config.get("seed") is not None:
             k += f" seed={trial.config['seed']}"
         took = time.time() - self.started.get(trial.trial_id, self.t0)
@@ -41,8 +44,12 @@ class ProgressCallback(Callback):
         self.started[trial.trial_id] = time.time()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        from .pruning import EPOCH, is_intermediate
+
         r = trial.last_result or {}
-        self._line(trial, " ".join(f"{o}={r.get(o, float('nan')):.3f}" for o in self.objectives))
+        scores = " ".join(f"{o}={r.get(o, float('nan')):.3f}" for o in self.objectives)
+        self._line(trial, f"pruned after epoch {r.get(EPOCH)} ({scores})" if is_intermediate(r)
+                   else scores)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._line(trial, "[red]FAILED[/red]")

@@ -3,7 +3,9 @@
 A space file validates into `SearchSpace`, which becomes an Optuna define-by-run function (for the
 model-based samplers) or a Tune grid. Every trial's config is a *point*: a mixture
 (`{"ratio": {domain: share}, "amount": int}`, `{"fractions": {domain: f}}` or
-`{"counts": {domain: n}}`), plus `"strategy": name` and `"k": float | None`.
+`{"counts": {domain: n}}`), plus `"strategy": name`, `"k": float | None`, for sequential
+strategies whose order is searched `"order": [domain, ...]`, and for searched training
+hyperparameters `"train": {name: value}`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import itertools
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..config import Strict, SweepConfig
 from ..strategies import STRATEGIES
@@ -104,13 +106,79 @@ class StageSpec(Strict):
 class StrategyOptions(Strict):
     k: list[float] | None = Field(None, description="DMT: fractions of specialized data in stage 2")
     order: list[str] | None = Field(None, description="sequential: domain order")
+    orders: list[list[str]] | None = Field(None, description="sequential: domain orders to "
+                                           "search over (categorical; crossed in grids)")
     stages: list[StageSpec] | None = Field(None, description="a strategy of your own: its stages")
 
     @model_validator(mode="after")
     def _k_range(self):
         if self.k is not None and (not self.k or any(not 0 < v <= 1 for v in self.k)):
             raise ValueError(f"every k must be in (0, 1]: {self.k}")
+        if self.order is not None and self.orders is not None:
+            raise ValueError("give 'order' (one fixed order) or 'orders' (orders to search), "
+                             "not both")
+        if self.orders is not None and not self.orders:
+            raise ValueError("orders: give at least one order")
         return self
+
+    def order_choices(self) -> list[list[str] | None]:
+        return self.orders or [self.order]
+
+
+class ValueRange(Strict):
+    """One searched hyperparameter: a range (`low`, `high`, `log`) or `choices`."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if (self.choices is None) == (self.low is None or self.high is None):
+            raise ValueError("give 'low' and 'high', or 'choices'")
+        if self.choices is not None and not self.choices:
+            raise ValueError("choices: give at least one value")
+        if self.low is not None and self.high is not None:
+            if self.low > self.high:
+                raise ValueError(f"low ({self.low:g}) is greater than high ({self.high:g})")
+            if self.log and self.low <= 0:
+                raise ValueError("a log range needs low > 0")
+        return self
+
+
+# Searchable training hyperparameters: name -> (type, where it goes in the sweep's `train:`).
+TRAIN_PARAMS = {"lr": float, "epochs": int, "batch_size": int, "warmup_ratio": float,
+                "weight_decay": float, "lora_r": int, "lora_alpha": int}
+
+
+class TrainSpace(Strict):
+    """Training hyperparameters searched together with the mixture; each overrides the sweep's
+    `train:` value (`lora_r`/`lora_alpha`: its `train.lora`) for the trial."""
+
+    lr: ValueRange | None = None
+    epochs: ValueRange | None = None
+    batch_size: ValueRange | None = None
+    warmup_ratio: ValueRange | None = None
+    weight_decay: ValueRange | None = None
+    lora_r: ValueRange | None = None
+    lora_alpha: ValueRange | None = None
+
+    def items(self) -> list[tuple[str, ValueRange]]:
+        return [(n, r) for n in TRAIN_PARAMS if (r := getattr(self, n)) is not None]
+
+    @field_validator("*")
+    @classmethod
+    def _valid_values(cls, r, info):
+        if r is None:
+            return r
+        values = r.choices if r.choices is not None else [r.low, r.high]
+        if TRAIN_PARAMS[info.field_name] is int and any(v != int(v) for v in values):
+            raise ValueError("whole numbers only")
+        may_be_zero = info.field_name in ("warmup_ratio", "weight_decay")
+        if any(v < 0 or (v == 0 and not may_be_zero) for v in values):
+            raise ValueError("values must be positive")
+        return r
 
 
 class SearchSpace(Strict):
@@ -126,6 +194,9 @@ class SearchSpace(Strict):
     counts: PerDomainSpace | None = Field(None, description="samples per domain")
     strategies: dict[str, StrategyOptions | None] = Field(
         description=f"built in: {', '.join(STRATEGIES)}; any other name declares its 'stages'")
+    train: TrainSpace | None = Field(None, description="training hyperparameters to search "
+                                     "(lr, epochs, batch_size, warmup_ratio, weight_decay, "
+                                     "lora_r, lora_alpha)")
 
     @model_validator(mode="after")
     def _internal(self):
@@ -189,9 +260,18 @@ def check_space_against_sweep(space: SearchSpace, sweep: SweepConfig) -> list[st
             problems.append(f"search.space.domains: {d!r} is not declared under 'domains' "
                             f"(declared: {', '.join(sweep.domains)})")
     seq = space.strategies.get("sequential")
-    if seq is not None and seq.order is not None and sorted(seq.order) != sorted(space.domains):
-        problems.append(f"search.space.strategies.sequential.order: {seq.order} must list each "
-                        f"domain once ({space.domains})")
+    for field_name in ("order", "orders"):
+        given = getattr(seq, field_name) if seq is not None else None
+        for order in ([given] if field_name == "order" else given) if given else []:
+            if sorted(order) != sorted(space.domains):
+                problems.append(f"search.space.strategies.sequential.{field_name}: {order} must "
+                                f"list each domain once ({space.domains})")
+    for name, r in (space.train.items() if space.train else []):
+        if name.startswith("lora_") and sweep.train.lora is None:
+            problems.append(f"search.space.train.{name}: the sweep trains every weight; set "
+                            f"train.lora to search LoRA settings")
+        if sweep.search.algorithm == "grid" and r.choices is None:
+            problems.append(f"search.space.train.{name}: a grid sweep needs 'choices'")
     ratio = space.ratio_space
     for r in ([ratio.fixed] if ratio.fixed else []) + (ratio.grid or []):
         extra = set(r) - set(space.domains)
@@ -251,6 +331,13 @@ def raw_params(point: dict, space: SearchSpace) -> dict:
         raise ValueError(f"warm_start: strategy {point['strategy']!r} is not in the space")
     if point["strategy"] == "dmt":
         raw["dmt_k"] = point["k"]
+    seq = space.options("sequential")
+    if point["strategy"] == "sequential" and seq.orders:
+        raw["sequential_order"] = order_name(point.get("order") or seq.orders[0])
+    if space.train is not None:
+        given = point.get("train") or {}
+        for name, _ in space.train.items():
+            raw[f"train.{name}"] = given[name]
     kind = space.mixture
     if kind == "ratio":
         if space.ratio_space.kind == "simplex" and len(space.domains) > 1:
@@ -279,10 +366,20 @@ class DefineByRun:
         space = self.space
         mixture = self._mixture(trial)
         strategy = trial.suggest_categorical("strategy", list(space.strategies))
-        k = None
+        k = order = None
         if strategy == "dmt":
             k = trial.suggest_categorical("dmt_k", space.options("dmt").k)
-        return {**mixture, "k": k}
+        orders = space.options("sequential").orders
+        if strategy == "sequential" and orders:
+            name = trial.suggest_categorical("sequential_order", [order_name(o) for o in orders])
+            order = name.split(">")
+        point = {**mixture, "k": k}
+        if order is not None:
+            point["order"] = order
+        if space.train is not None:
+            point["train"] = {name: _suggest(trial, f"train.{name}", r, TRAIN_PARAMS[name])
+                              for name, r in space.train.items()}
+        return point
 
     def _mixture(self, trial) -> dict:
         space = self.space
@@ -310,11 +407,37 @@ class DefineByRun:
         return {"ratio": ratio}
 
 
-def _strategy_points(space: SearchSpace) -> list[tuple[str, float | None]]:
+def order_name(order: list[str]) -> str:
+    return ">".join(order)
+
+
+def _suggest(trial, name: str, r: "ValueRange", kind: type):
+    if r.choices is not None:
+        return trial.suggest_categorical(name, [kind(v) for v in r.choices])
+    if kind is int:
+        return trial.suggest_int(name, int(r.low), int(r.high), log=r.log)
+    return trial.suggest_float(name, r.low, r.high, log=r.log)
+
+
+def _strategy_points(space: SearchSpace) -> list[dict]:
     out = []
     for name in space.strategies:
-        out.extend((name, k) for k in (space.options(name).k if name == "dmt" else [None]))
+        opts = space.options(name)
+        if name == "dmt":
+            out.extend({"strategy": name, "k": k} for k in opts.k)
+        elif name == "sequential" and opts.orders:
+            out.extend({"strategy": name, "k": None, "order": o} for o in opts.orders)
+        else:
+            out.append({"strategy": name, "k": None})
     return out
+
+
+def _train_points(space: SearchSpace) -> list[dict | None]:
+    if space.train is None:
+        return [None]
+    items = space.train.items()
+    return [{n: TRAIN_PARAMS[n](v) for (n, _), v in zip(items, values)}
+            for values in itertools.product(*(r.choices for _, r in items))]
 
 
 def grid_points(space: SearchSpace) -> list[dict]:
@@ -326,8 +449,11 @@ def grid_points(space: SearchSpace) -> list[dict]:
                     for a in space.amount.choices]
     else:
         mixtures = [{space.mixture: m} for m in (space.fractions or space.counts).mixtures()]
-    return [{**m, "strategy": s, "k": k}
-            for m, (s, k) in itertools.product(mixtures, _strategy_points(space))]
+    points = []
+    for m, strat, train in itertools.product(mixtures, _strategy_points(space),
+                                             _train_points(space)):
+        points.append({**m, **strat, **({"train": train} if train is not None else {})})
+    return points
 
 
 def describe(point: dict) -> str:

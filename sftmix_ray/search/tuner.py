@@ -29,22 +29,34 @@ class SweepOutcome:
     seconds: float = 0.0
 
 
+def make_sampler(search, objectives: dict[str, str] | None = None):
+    """The seeded Optuna sampler a sweep's `search:` names (also used by the search benchmark,
+    so it measures exactly the samplers a sweep runs)."""
+    import optuna
+
+    objectives = objectives or search.objectives
+    seed = search.seed
+    cons = Constraints(search.constraints, objectives) if search.constraints else None
+    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, constraints_func=cons),
+                "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cons),
+                "gp": lambda: optuna.samplers.GPSampler(seed=seed, constraints_func=cons),
+                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
+    if search.algorithm not in samplers:
+        raise ValueError(f"search.algorithm {search.algorithm!r} has no Optuna sampler")
+    return samplers[search.algorithm]()
+
+
 def build_searcher(sweep: SweepConfig, space: SearchSpace, study_storage=None):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    seed = sweep.search.seed
     objectives = sweep.search.objectives
-    cons = Constraints(sweep.search.constraints, objectives) if sweep.search.constraints else None
-    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, constraints_func=cons),
-                "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cons),
-                "gp": lambda: optuna.samplers.GPSampler(seed=seed, constraints_func=cons),
-                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
     warm = [raw_params(p, space) for p in sweep.search.warm_start or []]
+    if sweep.search.prune is not None:
+        from .pruning import PruningOptunaSearch as OptunaSearch  # noqa: F811
     return OptunaSearch(DefineByRun(space), metric=list(objectives), mode=list(objectives.values()),
-                        sampler=samplers[sweep.search.algorithm](), storage=study_storage,
+                        sampler=make_sampler(sweep.search), storage=study_storage,
                         study_name=sweep.name,
                         points_to_evaluate=warm or None)
 
@@ -190,12 +202,21 @@ def _new_tuner(sweep, space, trainable, tracker, sweep_params, concurrency, stor
         total = sweep.search.num_samples
     callbacks = [MLflowTrialCallback(tracker, sweep_params),
                  ProgressCallback(total, list(sweep.search.objectives), console)]
+    scheduler = None
+    if sweep.search.prune is not None:
+        from .pruning import asha
+
+        scheduler = asha(sweep.search.prune, sweep.search.objectives)
     return tune.Tuner(
         trainable, param_space=param_space,
-        tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=sweep.search.num_samples,
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler,
+                                    num_samples=sweep.search.num_samples,
                                     max_concurrent_trials=concurrency,
-                                    # the trial driver process (and its imports) is reused
-                                    reuse_actors=True),
+                                    # The trial driver process (and its imports) is reused, except
+                                    # when trials can be stopped mid-fit: only ending the stopped
+                                    # trial's process takes its TorchTrainer (an actor it owns) and
+                                    # that trainer's workers down with it.
+                                    reuse_actors=scheduler is None),
         run_config=tune.RunConfig(name=sweep.name, storage_path=str(storage), verbose=0,
                                   callbacks=callbacks,
                                   failure_config=tune.FailureConfig(max_failures=0)))
@@ -227,6 +248,8 @@ def rows_from_mlflow(tracker, objectives: list[str]) -> list[dict]:
                       if k.startswith(f"{kind}.")}
             point[kind] = values or None
         status = {"FINISHED": "ok", "FAILED": "failed"}.get(r.info.status, r.info.status.lower())
+        if r.data.tags.get("sftmix.pruned"):
+            status = "pruned"
         row = {"trial_id": r.data.tags.get("sftmix.trial_id", r.info.run_id),
                "run_id": r.info.run_id, "strategy": point["strategy"], "k": point["k"],
                "amount": point["amount"], "ratio": point["ratio"] or {},
@@ -258,5 +281,7 @@ def _log_answer(tracker, rows: list[dict], front: list[dict]) -> None:
     tracker.client.log_metric(tracker.parent_id, "trials_ok",
                               sum(r["status"] == "ok" for r in rows))
     tracker.client.log_metric(tracker.parent_id, "trials_failed",
-                              sum(r["status"] != "ok" for r in rows))
+                              sum(r["status"] not in ("ok", "pruned") for r in rows))
+    tracker.client.log_metric(tracker.parent_id, "trials_pruned",
+                              sum(r["status"] == "pruned" for r in rows))
     tracker.client.log_metric(tracker.parent_id, "pareto_size", len(front))

@@ -119,13 +119,14 @@ def amp_dtype(choice: str, device):
 
 
 def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: int = 0,
-                world: int = 1, device=None, autocast_dtype=None) -> dict:
+                world: int = 1, device=None, autocast_dtype=None, on_epoch_end=None) -> dict:
     """One stage as its own fine-tuning run: a fresh AdamW, warmup then cosine, batches drawn
     from a generator seeded by (seed, stage index). A stage therefore depends only on the weights
     it starts from, which is what lets the prefix cache resume at any stage boundary exactly.
 
     Raises FloatingPointError when the loss stops being finite, and a RuntimeError naming the
-    remedies when memory runs out."""
+    remedies when memory runs out. `on_epoch_end(epoch)` is called after each epoch but the last
+    (epochs counted from 1), e.g. to evaluate for pruning."""
     import contextlib
 
     import torch
@@ -138,12 +139,13 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
     t0 = time.perf_counter()
     lengths = np.array([len(ids) for ids, _ in stage.samples])
     packing = getattr(hp, "packing", False)
-    plan = []
-    for _ in range(stage.epochs):
+    plan, epoch_ends = [], {}
+    for epoch in range(stage.epochs):
         batches = random_batches(len(lengths), hp.batch_size * world, rng) if packing else \
             length_grouped_batches(lengths, hp.batch_size * world, rng)
         # Every rank must take the same number of steps, or DDP waits forever.
         plan.extend(b[rank::world] for b in batches if len(b) >= world)
+        epoch_ends[len(plan) - 1] = epoch + 1
     if stage.steps is not None:
         plan = plan[:stage.steps * accum]
     total_steps = max(1, math.ceil(len(plan) / accum))
@@ -191,6 +193,9 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
+        if on_epoch_end is not None and i in epoch_ends and i + 1 < len(plan):
+            on_epoch_end(epoch_ends[i])
+            model.train()
     return {"name": stage.name, "samples": len(stage.samples), "steps": step, "tokens": tokens,
             "loss": loss_sum / max(micro, 1), "seconds": time.perf_counter() - t0}
 

@@ -49,7 +49,8 @@ def _broadcast(value, rank: int, world: int):
 
 
 def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, rank: int,
-               world: int, device, autocast_dtype, on_stage_end=None) -> list[dict]:
+               world: int, device, autocast_dtype, on_stage_end=None,
+               on_final_epoch_end=None) -> list[dict]:
     """Train the stages in order; a stage whose prefix is cached is skipped and its checkpoint
     loaded only when a later stage needs to train from it. Rank 0 takes the decisions (and the
     locks) and broadcasts them, so every rank skips and trains alike."""
@@ -78,8 +79,10 @@ def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, 
             load_trainable_state(core, cache.load(pending)[0])
             pending = None
         try:
+            final = j == len(stages) - 1
             record = train_stage(model, stage, hp, pad_id, index=j, rank=rank, world=world,
-                                 device=device, autocast_dtype=autocast_dtype)
+                                 device=device, autocast_dtype=autocast_dtype,
+                                 on_epoch_end=on_final_epoch_end if final else None)
             if lock is not None:
                 cache.publish(keys[j], trainable_state(core), record)
         finally:
@@ -137,11 +140,32 @@ def train_worker(cfg: dict) -> None:
             (Path(tmp) / "stage.json").write_text(json.dumps(record))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
+    template = template_for(sweep.model.template, tokenizer)
+
+    def evaluate(abilities=None):
+        return run_evaluation(core, tokenizer, sweep.evaluate, prepared.eval_sets(), template,
+                              eval_id=Path(prepared.eval_path).stem,
+                              cache_dir=Path(prepared.root) / "eval", rank=rank, world=world,
+                              **({"abilities": abilities} if abilities else {}))
+
+    def pruning_report(epoch: int) -> None:
+        """The objective after an epoch of the final stage, for the sweep's pruner (forwarded to
+        Tune by the trial's IntermediateReports callback); every rank reports, rank 0's counts."""
+        from ..search.pruning import EPOCH, INTERMEDIATE
+
+        objective = next(iter(sweep.search.objectives))
+        evaluated = evaluate([objective])
+        metrics = {INTERMEDIATE: 1, EPOCH: epoch}
+        if evaluated is not None:
+            metrics[objective] = evaluated[0][objective]
+        ray.train.report(metrics, checkpoint=None)
+
     t_train = time.perf_counter()
     records = run_stages(model, core, stages, hp, tokenizer.pad_token_id, keys=keys, cache=cache,
                          rank=rank, world=world, device=device,
                          autocast_dtype=amp_dtype(tr.dtype, device),
-                         on_stage_end=stage_checkpoint)
+                         on_stage_end=stage_checkpoint,
+                         on_final_epoch_end=pruning_report if sweep.search.prune else None)
     train_s = time.perf_counter() - t_train
     summary = {"stages": records}
 
@@ -155,10 +179,7 @@ def train_worker(cfg: dict) -> None:
                    param_delta_l2=_param_delta(core, initial), train_seconds=train_s,
                    setup_seconds=t_train - t_start)
     t_eval = time.perf_counter()
-    template = template_for(sweep.model.template, tokenizer)
-    evaluated = run_evaluation(core, tokenizer, sweep.evaluate, prepared.eval_sets(), template,
-                               eval_id=Path(prepared.eval_path).stem,
-                               cache_dir=Path(prepared.root) / "eval", rank=rank, world=world)
+    evaluated = evaluate()
     if evaluated is None:  # not rank 0: its shard of the generations is already gathered
         ray.train.report(metrics, checkpoint=None)
         return

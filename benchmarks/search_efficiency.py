@@ -1,0 +1,166 @@
+"""How fast each search finds the front: hypervolume after N trials for every Optuna sampler a sweep
+can name (TPE, NSGA-II, GP), random search, and grids, on a surrogate of the lab's landscape.
+
+    python benchmarks/search_efficiency.py [--landscape benchmarks/data/lab_landscape.json]
+        [--lattice 6] [--amounts 3] [--budget 0.25] [--seeds 5] [--samplers tpe,nsga2,gp,random]
+
+The landscape is measured, not invented: `sweeps/landscape_lab.yaml` runs the quickstart's lab on
+a grid (ratio lattice in thirds × 2 amounts × {multi-task, DMT k=1/16}); `export_landscape.py`
+writes its scores to JSON; `landscape.py` fits a smoothing spline per strategy and ability and
+prints how well it fits (leave-one-out error against the spread of the data).
+
+Every search runs the sweep's own code: the space is a `SearchSpace`, trials are suggested by
+`DefineByRun` (stick-breaking ratios, log amount, strategy with DMT's k) and the samplers come from
+`make_sampler`, as `sftmix run` builds them. Only the trial is replaced by the surrogate.
+
+The full grid is the simplex lattice in 1/`--lattice` steps × `--amounts` log-spaced amounts ×
+every strategy variant (it contains every measured point). Each sampler gets `--budget` of the
+grid's trials; the hypervolume (moocore, reference 0 for every ability) is reported as a ratio of
+the full grid's, median and worst over `--seeds` seeds, at several trial counts. Goal: ≥ 0.95 of
+the full grid's hypervolume with ≤ 25% of its trials, and more than random search at equal trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from landscape import Landscape, Surrogate, variant  # noqa: E402
+from sftmix_ray.config import SearchConfig  # noqa: E402
+from sftmix_ray.search.spaces import DefineByRun, SearchSpace  # noqa: E402
+from sftmix_ray.search.tuner import make_sampler  # noqa: E402
+
+
+def hypervolume(values: np.ndarray) -> float:
+    import moocore
+
+    if len(values) == 0:
+        return 0.0
+    return float(moocore.hypervolume(values, ref=[0.0] * values.shape[1],
+                                     maximise=[True] * values.shape[1]))
+
+
+def bench_space(land: Landscape) -> SearchSpace:
+    strategies: dict = {}
+    for strategy, k in land.variants().values():
+        if strategy == "dmt":
+            strategies.setdefault("dmt", {"k": []})["k"].append(k)
+        else:
+            strategies[strategy] = {}
+    lo, hi = land.amount_range
+    return SearchSpace.model_validate({
+        "domains": land.domains, "specialized": [d for d in land.domains if d != "general"],
+        "ratio": {"kind": "simplex"}, "amount": {"low": lo, "high": hi, "log": True},
+        "strategies": strategies})
+
+
+def lattice(n_domains: int, steps: int) -> list[tuple[float, ...]]:
+    return [tuple(c / steps for c in combo)
+            for combo in itertools.product(range(steps + 1), repeat=n_domains)
+            if sum(combo) == steps]
+
+
+def grid_points(land: Landscape, steps: int, n_amounts: int) -> list[dict]:
+    lo, hi = land.amount_range
+    amounts = sorted({round(math.exp(v)) for v in np.linspace(math.log(lo), math.log(hi),
+                                                              n_amounts)})
+    return [{"ratio": dict(zip(land.domains, r)), "amount": a, "strategy": s, "k": k}
+            for r in lattice(len(land.domains), steps) for a in amounts
+            for s, k in land.variants().values()]
+
+
+def run_sampler(algorithm: str, seed: int, space: SearchSpace, surrogate: Surrogate,
+                trials: int, objectives: list[str]) -> np.ndarray:
+    import optuna
+
+    sampler = make_sampler(SearchConfig(space="-", algorithm=algorithm, seed=seed,
+                                        objectives={o: "max" for o in objectives}))
+    study = optuna.create_study(directions=["maximize"] * len(objectives), sampler=sampler)
+    define = DefineByRun(space)
+
+    def objective(trial):
+        derived = define(trial)
+        point = {**trial.params, **derived}  # as OptunaSearch merges them into the config
+        return tuple(surrogate(point))
+
+    study.optimize(objective, n_trials=trials)
+    return np.array([t.values for t in study.trials])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--landscape", type=Path,
+                    default=ROOT / "benchmarks" / "data" / "lab_landscape.json")
+    ap.add_argument("--lattice", type=int, default=6, help="full grid: simplex steps of 1/N")
+    ap.add_argument("--amounts", type=int, default=3, help="full grid: log-spaced amounts")
+    ap.add_argument("--budget", type=float, default=0.25, help="sampler trials / grid trials")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--samplers", default="tpe,nsga2,gp,random")
+    args = ap.parse_args()
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    land = Landscape.load(args.landscape)
+    surrogate = Surrogate(land)
+    objectives = land.objectives
+    print(f"landscape: {len(land.rows)} measured lab trials, variants "
+          f"{', '.join(land.variants())}; amounts {land.amount_range[0]}–{land.amount_range[1]}")
+    print("surrogate fit (leave-one-out RMSE vs the data's standard deviation):")
+    for f in surrogate.fit_report:
+        print(f"  {f['variant']:>14} {f['objective']:>8}: LOO RMSE {f['loo_rmse']:.3f} vs std "
+              f"{f['data_std']:.3f} (n={f['n']}, smoothing {f['smoothing']:g})")
+
+    full = grid_points(land, args.lattice, args.amounts)
+    grid_values = np.array([surrogate(p) for p in full])
+    grid_hv = hypervolume(grid_values)
+    budget = max(1, math.floor(args.budget * len(full)))
+    coarse = grid_points(land, 3, 2)
+    coarse_hv = hypervolume(np.array([surrogate(p) for p in coarse]))
+    print(f"\nfull grid: {len(full)} trials (lattice 1/{args.lattice} × {args.amounts} amounts × "
+          f"{len(land.variants())} strategies), hypervolume {grid_hv:.5f}")
+    print(f"the measured grid (lattice 1/3 × 2 amounts): {len(coarse)} trials, "
+          f"{coarse_hv / grid_hv:.3f} of the full grid's hypervolume")
+
+    checkpoints = sorted({max(1, budget // 4), budget // 2, budget, min(len(full), 2 * budget)})
+    space = bench_space(land)
+    results: dict[str, np.ndarray] = {}
+    print(f"\nhypervolume / full grid's after N trials (median [worst] of {args.seeds} seeds):")
+    print(f"{'search':>8} " + " ".join(f"{'N=' + str(n):>14}" for n in checkpoints) + "   s/run")
+    for algorithm in args.samplers.split(","):
+        t0 = time.perf_counter()
+        curves = []
+        for seed in range(args.seeds):
+            values = run_sampler(algorithm, seed, space, surrogate, max(checkpoints), objectives)
+            curves.append([hypervolume(values[:n]) / grid_hv for n in checkpoints])
+        results[algorithm] = np.array(curves)
+        seconds = (time.perf_counter() - t0) / args.seeds
+        print(f"{algorithm:>8} " + " ".join(
+            f"{np.median(c):>7.3f} [{c.min():.3f}]" for c in results[algorithm].T)
+            + f"   {seconds:5.1f}")
+
+    at = checkpoints.index(budget)
+    print(f"\nat {budget} trials ({budget / len(full):.0%} of the full grid's {len(full)}):")
+    random_median = np.median(results["random"][:, at]) if "random" in results else None
+    for algorithm, curves in results.items():
+        median, worst = float(np.median(curves[:, at])), float(curves[:, at].min())
+        verdict = [f"median {median:.3f}, worst {worst:.3f} of the grid's hypervolume "
+                   f"({'meets' if median >= 0.95 else 'misses'} ≥ 0.95)"]
+        if random_median is not None and algorithm != "random":
+            verdict.append(f"{median / random_median:.3f}× random search's median "
+                           f"({'better' if median > random_median else 'not better'})")
+        print(f"  {algorithm:>8}: " + "; ".join(verdict))
+
+
+if __name__ == "__main__":
+    main()
