@@ -1,5 +1,6 @@
 """Against a real cluster started with `ray start --head` on this machine (stopped afterwards):
-`sftmix run --address` joins it, runs its trials there and tracks them."""
+`sftmix run --address` joins it, and `ray job submit -- sftmix run` runs as a job on it; both run
+their trials there and track them."""
 
 import os
 import shutil
@@ -28,13 +29,20 @@ def _free_port() -> int:
 def cluster():
     # Its own temp dir, so stopping it kills only its processes, not this test process's Ray.
     temp = Path(tempfile.mkdtemp(prefix="sftmix-cluster-", dir="/tmp"))
-    port = _free_port()
+    port, dashboard, agent = _free_port(), _free_port(), _free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # The dashboard is what `ray job submit` talks to; its node agent runs the jobs. The agent's
+    # default port (52365) belongs to whichever Ray on this machine took it first (this test
+    # process's own local Ray, say), and a second agent on it never registers: "No available
+    # agent to submit job".
     subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
-                    f"--temp-dir={temp}", "--include-dashboard=false", "--disable-usage-stats"],
+                    f"--temp-dir={temp}", "--include-dashboard=true",
+                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+                    f"--dashboard-agent-listen-port={agent}", "--disable-usage-stats"],
                    check=True, capture_output=True, env=env, timeout=120)
     try:
-        yield {"address": f"127.0.0.1:{port}", "temp": temp}
+        yield {"address": f"127.0.0.1:{port}", "temp": temp,
+               "jobs": f"http://127.0.0.1:{dashboard}"}
     finally:
         _stop(temp)
 
@@ -85,3 +93,42 @@ def test_run_joins_a_running_cluster(cluster, write_sweep):
     assert len(children) == 1 and (children["status"] == "FINISHED").all()
     # the trial's processes ran on that cluster: its session holds their worker logs
     assert list(cluster["temp"].glob("session_*/logs/worker-*"))
+
+
+def _job_env() -> dict:
+    env = {**os.environ}
+    if (Path.home() / ".ray" / "auth_token").is_file():
+        env.setdefault("RAY_AUTH_MODE", "token")  # `ray start` enabled token auth with it
+    return env
+
+
+def test_ray_job_submit_runs_a_sweep_on_the_cluster(cluster, write_sweep):
+    path, uri = _sweep(write_sweep, "as_job")
+    ray = str(BIN / "ray")
+    # The job agent answers "No available agent" until the dashboard has registered it, which
+    # takes a while after `ray start` on a busy machine: wait for a submission to be accepted.
+    deadline, submitted = time.time() + 180, None
+    while time.time() < deadline:
+        submitted = subprocess.run(
+            [ray, "job", "submit", "--address", cluster["jobs"], "--submission-id", "as-job",
+             "--no-wait", "--", str(BIN / "sftmix"), "run", str(path)],
+            capture_output=True, text=True, env=_job_env(), timeout=120)
+        if submitted.returncode == 0:
+            break
+        time.sleep(3)
+    assert submitted is not None and submitted.returncode == 0, submitted.stderr[-3000:]
+    status = ""
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        out = subprocess.run([ray, "job", "status", "--address", cluster["jobs"], "as-job"],
+                             capture_output=True, text=True, env=_job_env(), timeout=60)
+        status = out.stdout + out.stderr  # e.g. "Job 'as-job' succeeded"
+        if any(f"' {s}" in status for s in ("succeeded", "failed", "stopped")):
+            break
+        time.sleep(3)
+    logs = subprocess.run([ray, "job", "logs", "--address", cluster["jobs"], "as-job"],
+                          capture_output=True, text=True, env=_job_env(), timeout=60).stdout
+    assert "Job 'as-job' succeeded" in status, status + logs[-3000:]
+    assert "Pareto front: 1 of 1 trials" in logs  # the sweep's own answer, from the job
+    children = _children(uri, "as_job")
+    assert len(children) == 1 and (children["status"] == "FINISHED").all()
