@@ -55,7 +55,7 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
     from .data.prepare import DataError
     from .data.template import TemplateError
     from .evaluate.benchmarks import BenchmarkError
-    from .search.tuner import run_sweep
+    from .search.tuner import ResumeError, run_sweep
 
     sweep, space = _load(sweep_file, {"num_samples": num_samples, "max_concurrent": max_concurrent,
                                       "storage": storage, "tracking_uri": tracking_uri})
@@ -65,6 +65,9 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose)
     except (DataError, TemplateError, BenchmarkError) as exc:
         err.print(f"[red]cannot prepare the data[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ResumeError as exc:
+        err.print(f"[red]cannot start[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
     print_answer(outcome, list(sweep.search.objectives))
     failed = sum(r["status"] not in ("ok", "pruned") for r in outcome.rows)
@@ -92,8 +95,10 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
     from .search.tuner import ResumeError, run_sweep
 
     sweep, space = _load(sweep_file, {"storage": storage, "tracking_uri": tracking_uri})
-    err.print(f"resuming sweep {sweep.name!r} from {Path(sweep.storage).resolve() / sweep.name}",
-              highlight=False)
+    from .storage import experiment_location
+
+    err.print(f"resuming sweep {sweep.name!r} from "
+              f"{experiment_location(sweep.storage, sweep.name)}", highlight=False)
     try:
         outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose,
                             resume=True)

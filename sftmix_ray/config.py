@@ -276,7 +276,11 @@ class TrackingConfig(Strict):
 
 class SweepConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    storage: str = Field("runs", description="directory (or URI) for Tune results and caches")
+    storage: str = Field("runs", description="where Tune results and Train checkpoints go: a "
+                         "directory (NFS on a cluster) or a URI such as s3://bucket/prefix")
+    cache_dir: str | None = Field(None, description="a directory every node sees for the caches "
+                                  "(tokenized data, stage prefixes, scores); default "
+                                  "<storage>/cache; required when storage is a URI")
     domains: dict[str, DomainConfig]
     model: ModelConfig
     train: TrainConfig = TrainConfig()
@@ -289,6 +293,11 @@ class SweepConfig(Strict):
         if not self.domains:
             raise ValueError("domains: declare at least one domain")
         problems = []
+        from .storage import is_uri
+
+        if is_uri(self.storage) and not self.cache_dir:
+            problems.append(f"cache_dir: storage {self.storage!r} is a URI, so the caches need "
+                            f"a directory every node sees (e.g. an NFS path)")
         for name, dom in self.domains.items():
             if not dom.is_lab:
                 continue

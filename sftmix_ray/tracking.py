@@ -10,12 +10,14 @@ import json
 import math
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
 from ray.tune import Callback
 
 from .config import ABILITY_NAMES
+from .storage import fetch_files, is_uri, uri_exists
 
 PARENT_TAG = "mlflow.parentRunId"
 PARAM_KEYS = ("amount", "strategy", "k")
@@ -192,13 +194,18 @@ class MLflowTrialCallback(Callback):
         if result.get("general_scorer"):
             self.t.client.set_tag(run_id, "general_scorer", result["general_scorer"])
         records = result.get("records_dir")
-        if records and Path(records).is_dir():
-            # The small JSON results go to MLflow; the weights stay in the trial's checkpoint,
-            # named by a tag (`sftmix eval --model <path>` scores them again).
-            for path in sorted(Path(records).glob("*.json")):
+        local = fetch_files(records) if records else None
+        if local is not None:
+            # The small JSON results go to MLflow; the weights stay in the trial's checkpoint
+            # (a path, or a URI with object storage), named by a tag (`sftmix eval --model
+            # <path>` scores them again).
+            for path in sorted(local.glob("*.json")):
                 self.t.client.log_artifact(run_id, str(path), "evaluation")
-            if (Path(records) / "model").is_dir():
-                self.t.client.set_tag(run_id, "sftmix.model_path", str(Path(records) / "model"))
+            if is_uri(records):
+                shutil.rmtree(local, ignore_errors=True)
+            model = f"{records}/model"
+            if uri_exists(model) if is_uri(records) else Path(model).is_dir():
+                self.t.client.set_tag(run_id, "sftmix.model_path", model)
         self.t.client.set_terminated(run_id, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -103,7 +103,7 @@ def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage
     if cfg.search.prune:  # so the final result, too, counts the epochs the pruner saw
         metrics["final_stage_epoch"] = stages[-1]["epochs"] or cfg.train.epochs
     metrics.update(manifest_hash=manifest["hash"], manifest=json.dumps(manifest),
-                   records_dir=result.checkpoint.path if result.checkpoint else "")
+                   records_dir=_location(result.checkpoint) if result.checkpoint else "")
     tune.report(metrics)
 
 
@@ -113,3 +113,12 @@ def _pruning_callbacks(cfg: SweepConfig) -> list:
     from .search.pruning import IntermediateReports
 
     return [IntermediateReports()]
+
+
+def _location(checkpoint) -> str:
+    """The checkpoint as a path, or as a URI when it lives in object storage."""
+    import pyarrow.fs as pafs
+
+    if isinstance(checkpoint.filesystem, pafs.LocalFileSystem):
+        return checkpoint.path
+    return f"{checkpoint.filesystem.type_name}://{checkpoint.path}"

@@ -127,3 +127,18 @@ def test_pruning_needs_one_ability_objective(tmp_path, objectives, message):
     ok = _quickstart_copy(tmp_path, lambda d: d["search"].update(
         objectives={"math": "max"}, prune={"grace_period": 1, "reduction_factor": 3}))
     assert load_sweep(ok)[0].search.prune.reduction_factor == 3
+
+
+def test_object_storage_needs_a_cache_dir(tmp_path):
+    path = _quickstart_copy(tmp_path, lambda d: d.update(storage="s3://bucket/runs"))
+    with pytest.raises(ConfigError) as exc:
+        load_sweep(path)
+    assert any("cache_dir: storage 's3://bucket/runs' is a URI" in p for p in exc.value.problems)
+    ok = _quickstart_copy(tmp_path, lambda d: d.update(storage="s3://bucket/runs",
+                                                        cache_dir=str(tmp_path / "c")))
+    from sftmix_ray.storage import experiment_location, state_dir
+
+    sweep = load_sweep(ok)[0]
+    assert experiment_location(sweep.storage, sweep.name) == "s3://bucket/runs/quickstart"
+    assert state_dir(sweep.storage, sweep.cache_dir, sweep.name) == tmp_path / "c" / "sweeps" / \
+        "quickstart"

@@ -12,6 +12,8 @@ from pathlib import Path
 from ..config import SweepConfig
 from ..data.prepare import prepare
 from ..pareto import front_of
+from ..storage import (cache_root, experiment_location, is_uri, state_dir, storage_root,
+                       uri_exists)
 from .runtime import ensure_ray, trial_capacity
 from .spaces import DefineByRun, SearchSpace, describe, grid_points, raw_params
 
@@ -109,21 +111,16 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     from ..trial import run_trial
 
     t0 = time.time()
-    storage = Path(sweep.storage).resolve()
-    exp_dir = storage / sweep.name
+    experiment = experiment_location(sweep.storage, sweep.name)  # a path or a URI
+    exp_dir = state_dir(sweep.storage, sweep.cache_dir, sweep.name)  # the driver's own files
     state_path = exp_dir / STATE_FILE
     if resume:
-        if not state_path.is_file() or not tune.Tuner.can_restore(str(exp_dir)):
-            raise ResumeError(f"nothing to resume: no sweep {sweep.name!r} under {storage}")
+        if not state_path.is_file() or not tune.Tuner.can_restore(experiment):
+            raise ResumeError(f"nothing to resume: no sweep {sweep.name!r} at {experiment}")
         state = json.loads(state_path.read_text())
-    elif exp_dir.exists():
-        # A fresh run never mixes with an old one's trials or study: the old one is kept aside.
-        aside = exp_dir.with_name(f"{sweep.name}.{time.strftime('%Y%m%d-%H%M%S')}")
-        exp_dir.rename(aside)
-        if console is not None:
-            console.print(f"an earlier run of {sweep.name!r} was moved to {aside}",
-                          highlight=False)
-    prepared = prepare(sweep, storage / "cache")
+    else:
+        _keep_earlier_run_aside(sweep, experiment, exp_dir, console)
+    prepared = prepare(sweep, cache_root(sweep.storage, sweep.cache_dir))
     tracker = SweepTracker(sweep.tracking_uri(), sweep.experiment_name(), sweep.name,
                            tags={"sftmix.data_key": prepared.key,
                                  "sftmix.search": sweep.search.algorithm},
@@ -145,17 +142,17 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, sweep=sweep.model_dump(mode="json"),
                                  space=space.model_dump(mode="json"),
-                                 prepared=prepared.__dict__, storage=str(exp_dir)),
+                                 prepared=prepared.__dict__, storage=experiment),
             {"cpu": TRIAL_DRIVER_CPU})
         if resume:
             # Callbacks and the searcher come back from the experiment state; the trainable is
             # given again. Finished trials stay finished; unfinished ones run again.
-            tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable,
+            tuner = tune.Tuner.restore(experiment, trainable=trainable,
                                        resume_unfinished=True, resume_errored=False,
                                        restart_errored=False)
         else:
             tuner = _new_tuner(sweep, space, trainable, tracker, sweep_params, concurrency,
-                               storage, exp_dir, console)
+                               exp_dir, console)
         tuner.fit()
         MLflowTrialCallback(tracker, sweep_params).close_orphans()
         if sweep.search.algorithm != "grid":
@@ -182,8 +179,24 @@ def _log_sweep(tracker, sweep, space, prepared, sweep_params) -> None:
     tracker.client.log_dict(tracker.parent_id, prepared.domains, "data_domains.json")
 
 
-def _new_tuner(sweep, space, trainable, tracker, sweep_params, concurrency, storage, exp_dir,
-               console):
+def _keep_earlier_run_aside(sweep, experiment: str, exp_dir: Path, console) -> None:
+    """A fresh run never mixes with an old one's trials or study: on a filesystem the old one is
+    moved aside; an object store cannot rename a directory, so there the run is refused."""
+    if is_uri(sweep.storage):
+        if uri_exists(experiment) or exp_dir.exists():
+            raise ResumeError(f"storage already holds a sweep {sweep.name!r} ({experiment}): "
+                              f"complete it with `sftmix resume`, or give this sweep another "
+                              f"name")
+        return
+    if not exp_dir.exists():
+        return
+    aside = exp_dir.with_name(f"{sweep.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+    exp_dir.rename(aside)
+    if console is not None:
+        console.print(f"an earlier run of {sweep.name!r} was moved to {aside}", highlight=False)
+
+
+def _new_tuner(sweep, space, trainable, tracker, sweep_params, concurrency, exp_dir, console):
     from ray import tune
 
     from ..tracking import MLflowTrialCallback
@@ -217,7 +230,8 @@ def _new_tuner(sweep, space, trainable, tracker, sweep_params, concurrency, stor
                                     # trial's process takes its TorchTrainer (an actor it owns) and
                                     # that trainer's workers down with it.
                                     reuse_actors=scheduler is None),
-        run_config=tune.RunConfig(name=sweep.name, storage_path=str(storage), verbose=0,
+        run_config=tune.RunConfig(name=sweep.name, storage_path=storage_root(sweep.storage),
+                                  verbose=0,
                                   callbacks=callbacks,
                                   failure_config=tune.FailureConfig(max_failures=0)))
 
