@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from landscape import Landscape, Surrogate, variant  # noqa: E402
 from sftmix_ray.config import SearchConfig  # noqa: E402
 from sftmix_ray.search.spaces import DefineByRun, SearchSpace  # noqa: E402
-from sftmix_ray.search.tuner import make_sampler  # noqa: E402
+from sftmix_ray.search.searcher import make_sampler  # noqa: E402
 
 
 def hypervolume(values: np.ndarray) -> float:

@@ -74,7 +74,7 @@ def test_warm_start_points_are_suggested_first_and_constraints_read_objectives(w
     import yaml
 
     from sftmix_ray.config import load_sweep
-    from sftmix_ray.search.tuner import Constraints, build_searcher
+    from sftmix_ray.search.searcher import Constraints, build_searcher
 
     path = write_sweep()
     data = yaml.safe_load(path.read_text())
@@ -89,9 +89,26 @@ def test_warm_start_points_are_suggested_first_and_constraints_read_objectives(w
     assert config["ratio"] == pytest.approx(dmt["ratio"])
     cons = Constraints({"general": 0.3, "loss": 2.0}, {"math": "max", "general": "max",
                                                        "loss": "min"})
-    ok = optuna.trial.create_trial(values=[0.1, 0.5, 1.0], distributions={}, params={})
-    bad = optuna.trial.create_trial(values=[0.9, 0.2, 3.0], distributions={}, params={})
-    assert all(v <= 0 for v in cons(ok)) and all(v > 0 for v in cons(bad))
+    assert all(v <= 0 for v in cons.values({"math": 0.1, "general": 0.5, "loss": 1.0}).values())
+    assert all(v > 0 for v in cons.values({"math": 0.9, "general": 0.2, "loss": 3.0}).values())
+    assert cons.values({"general": float("nan"), "loss": 1.0}) is None
+
+    # What Optuna is told: the trial's constraint values (Optuna 5's set_constraint), a NaN
+    # result as a failed trial, and an intermediate last result (a pruned trial) as PRUNED.
+    searcher.on_trial_complete("t0", {"math": 0.5, "code": 0.1, "general": 0.2})
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {"math": float("nan"), "code": 0.1, "general": 0.4})
+    searcher.suggest("t2")
+    searcher.on_trial_complete("t2", {"sftmix_intermediate": 1, "math": 0.3, "code": 0.0,
+                                      "general": 0.4})
+    searcher.suggest("t3")
+    searcher.on_trial_complete("t3", {"math": 0.1, "code": float("inf"), "general": 0.4})
+    t0, t1, t2, t3 = searcher._ot_study.trials
+    assert t3.state == optuna.trial.TrialState.FAIL
+    assert t0.state == optuna.trial.TrialState.COMPLETE
+    assert t0.constraints == {"general": pytest.approx(0.1)}  # 0.2 < 0.3: infeasible
+    assert t1.state == optuna.trial.TrialState.FAIL
+    assert t2.state == optuna.trial.TrialState.PRUNED and t2.values is None
 
 
 def test_training_hyperparameters_are_searched_with_the_mixture():

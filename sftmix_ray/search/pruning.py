@@ -4,14 +4,14 @@ after each epoch of a trial's final stage.
 The pieces: the Train worker reports the objective after each epoch, marked `INTERMEDIATE`;
 `IntermediateReports` forwards only those reports from Ray Train to the Tune trial (the stage
 checkpoints and the final report stay with the trial function, which reports the final result
-itself); ASHA stops trials behind their peers at the same epoch; and `PruningOptunaSearch` tells
-Optuna a stopped trial was PRUNED, never COMPLETE with a partial value.
+itself); ASHA stops trials behind their peers at the same epoch; and the searcher
+(`searcher.SweepOptunaSearch`) tells Optuna a stopped trial was PRUNED, never COMPLETE with a
+partial value.
 """
 
 from __future__ import annotations
 
 from ray.tune.integration.ray_train import TuneReportCallback
-from ray.tune.search.optuna import OptunaSearch
 
 INTERMEDIATE = "sftmix_intermediate"
 EPOCH = "final_stage_epoch"
@@ -34,16 +34,6 @@ class IntermediateReports(TuneReportCallback):
     def after_report(self, run_context, metrics, checkpoint):
         if metrics and metrics[0].get(INTERMEDIATE):
             super().after_report(run_context, metrics, None)
-
-
-class PruningOptunaSearch(OptunaSearch):
-    """A trial whose last result is an intermediate one was stopped by the scheduler: Optuna
-    hears PRUNED (Ray's OptunaSearch would tell COMPLETE with the partial value)."""
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        if is_intermediate(result):
-            result = None
-        super().on_trial_complete(trial_id, result, error)
 
 
 def is_intermediate(result: dict | None) -> bool:

@@ -15,7 +15,8 @@ from ..pareto import front_of
 from ..storage import (cache_root, experiment_location, is_uri, state_dir, storage_root,
                        uri_exists)
 from .runtime import ensure_ray, trial_capacity
-from .spaces import DefineByRun, SearchSpace, describe, grid_points, raw_params
+from .searcher import build_searcher
+from .spaces import SearchSpace, describe, grid_points
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_DRIVER_CPU = 0.01  # the trial function only waits on its TorchTrainer
@@ -29,53 +30,6 @@ class SweepOutcome:
     rows: list[dict] = field(default_factory=list)  # one per trial
     front: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def make_sampler(search, objectives: dict[str, str] | None = None):
-    """The seeded Optuna sampler a sweep's `search:` names (also used by the search benchmark,
-    so it measures exactly the samplers a sweep runs)."""
-    import optuna
-
-    objectives = objectives or search.objectives
-    seed = search.seed
-    cons = Constraints(search.constraints, objectives) if search.constraints else None
-    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, constraints_func=cons),
-                "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cons),
-                "gp": lambda: optuna.samplers.GPSampler(seed=seed, constraints_func=cons),
-                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
-    if search.algorithm not in samplers:
-        raise ValueError(f"search.algorithm {search.algorithm!r} has no Optuna sampler")
-    return samplers[search.algorithm]()
-
-
-def build_searcher(sweep: SweepConfig, space: SearchSpace, study_storage=None):
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    objectives = sweep.search.objectives
-    warm = [raw_params(p, space) for p in sweep.search.warm_start or []]
-    if sweep.search.prune is not None:
-        from .pruning import PruningOptunaSearch as OptunaSearch  # noqa: F811
-    return OptunaSearch(DefineByRun(space), metric=list(objectives), mode=list(objectives.values()),
-                        sampler=make_sampler(sweep.search), storage=study_storage,
-                        study_name=sweep.name,
-                        points_to_evaluate=warm or None)
-
-
-class Constraints:
-    """Optuna's constraints_func: a value ≤ 0 means satisfied. Bounds are on objectives, so they
-    are read from the trial's own values (a class, not a closure: Tune pickles the searcher)."""
-
-    def __init__(self, bounds: dict[str, float], objectives: dict[str, str]):
-        self.bounds, self.names, self.modes = bounds, list(objectives), dict(objectives)
-
-    def __call__(self, trial) -> list[float]:
-        out = []
-        for name, bound in self.bounds.items():
-            value = trial.values[self.names.index(name)] if trial.values else float("nan")
-            out.append(bound - value if self.modes[name] == "max" else value - bound)
-        return out
 
 
 def trial_point(config: dict) -> dict:
