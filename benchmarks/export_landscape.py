@@ -2,7 +2,7 @@
 JSON the search benchmark fits its surrogate to.
 
     sftmix run sweeps/landscape_lab.yaml
-    python benchmarks/export_landscape.py [--experiment landscape_lab] [--tracking-uri URI]
+    python benchmarks/export_landscape.py [--experiment sftmix-landscape_lab] [--tracking-uri URI]
                                           [--out benchmarks/data/lab_landscape.json]
 
 Takes the experiment's most recent sweep (parent run); its failed trials are left out and counted.
@@ -23,7 +23,7 @@ from sftmix_ray.analysis.runs import load_runs  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--experiment", default="landscape_lab")
+    ap.add_argument("--experiment", default="sftmix-landscape_lab")
     ap.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "data" / "lab_landscape.json")
     args = ap.parse_args()

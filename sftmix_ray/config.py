@@ -247,6 +247,8 @@ class SearchConfig(Strict):
                                                  "through Optuna's constraint API")
     prune: PruneConfig | None = Field(None, description="single-objective sweeps: stop weak "
                                       "trials after an epoch (ASHA)")
+    population_size: int | None = Field(None, ge=2, description="nsga2: individuals per "
+                                        "generation; default num_samples / 5, within 4..50")
 
     @model_validator(mode="after")
     def _combinations(self):
@@ -254,6 +256,8 @@ class SearchConfig(Strict):
             raise ValueError("seeds: repeating points over seeds needs algorithm 'grid'")
         if (self.warm_start or self.constraints) and self.algorithm == "grid":
             raise ValueError("warm_start and constraints steer a sampler; a grid has none")
+        if self.population_size is not None and self.algorithm != "nsga2":
+            raise ValueError(f"population_size is NSGA-II's; algorithm is {self.algorithm!r}")
         if self.prune is not None and len(self.objectives) != 1:
             raise ValueError(f"prune: pruning compares trials on one objective, and this sweep "
                              f"has {len(self.objectives)} ({', '.join(self.objectives)}); a "

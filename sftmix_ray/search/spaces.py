@@ -121,9 +121,6 @@ class StrategyOptions(Strict):
             raise ValueError("orders: give at least one order")
         return self
 
-    def order_choices(self) -> list[list[str] | None]:
-        return self.orders or [self.order]
-
 
 class ValueRange(Strict):
     """One searched hyperparameter: a range (`low`, `high`, `log`) or `choices`."""
@@ -147,7 +144,7 @@ class ValueRange(Strict):
         return self
 
 
-# Searchable training hyperparameters: name -> (type, where it goes in the sweep's `train:`).
+# Searchable training hyperparameters and their types (lora_* go into the sweep's `train.lora`).
 TRAIN_PARAMS = {"lr": float, "epochs": int, "batch_size": int, "warmup_ratio": float,
                 "weight_decay": float, "lora_r": int, "lora_alpha": int}
 
