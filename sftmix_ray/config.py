@@ -248,7 +248,7 @@ class SearchConfig(Strict):
     prune: PruneConfig | None = Field(None, description="single-objective sweeps: stop weak "
                                       "trials after an epoch (ASHA)")
     population_size: int | None = Field(None, ge=2, description="nsga2: individuals per "
-                                        "generation; default num_samples / 5, within 4..50")
+                                        "generation (Optuna's default: 50)")
 
     @model_validator(mode="after")
     def _combinations(self):

@@ -22,20 +22,13 @@ def make_sampler(search):
     seed = search.seed
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
                 "nsga2": lambda: optuna.samplers.NSGAIISampler(
-                    seed=seed, population_size=population_size(search)),
+                    seed=seed, **({"population_size": search.population_size}
+                                  if search.population_size else {})),
                 "gp": lambda: optuna.samplers.GPSampler(seed=seed),
                 "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
     if search.algorithm not in samplers:
         raise ValueError(f"search.algorithm {search.algorithm!r} has no Optuna sampler")
     return samplers[search.algorithm]()
-
-
-def population_size(search) -> int:
-    """NSGA-II's generation size. Optuna's default (50) makes any search shorter than 50 trials
-    pure random sampling; a fifth of the budget gives it about five generations to evolve."""
-    if search.population_size is not None:
-        return search.population_size
-    return max(4, min(50, search.num_samples // 5))
 
 
 class Constraints:
