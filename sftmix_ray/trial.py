@@ -28,7 +28,6 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int,
                          space.options(point["strategy"]).stages)
     used = sorted({d for st in stages for d in st.counts})
     manifest = {"seed": seed, "strategy": point["strategy"], "k": point.get("k"),
-                "order": order, "train": point.get("train"),
                 "mixture": {kind: point.get(kind) for kind in ("ratio", "amount", "fractions",
                                                                "counts") if point.get(kind)
                             is not None},
@@ -38,6 +37,8 @@ def build_plan(point: dict, space, prepared: PreparedData, seed: int,
                                                         "size", "skipped", "key")}
                             for d in used},
                 "stages": []}
+    # Only when searched, so manifests (and their hashes) of sweeps without them stay as before.
+    manifest.update({key: point[key] for key in ("order", "train") if point.get(key)})
     index = {d: load_index(doms[d]["path"]) for d in used}
     for st in stages:
         entry = {"name": st.name, "epochs": st.epochs, "steps": st.steps, "domains": {}}
