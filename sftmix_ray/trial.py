@@ -102,7 +102,9 @@ def run_trial(config: dict, *, sweep: dict, space: dict, prepared: dict, storage
     metrics = dict(result.metrics or {})
     metrics.update({f"samples_{d}": n for d, n in manifest["counts"].items()})
     if cfg.search.prune:  # so the final result, too, counts the epochs the pruner saw
-        metrics["final_stage_epoch"] = stages[-1]["epochs"] or cfg.train.epochs
+        from .search.pruning import EPOCH
+
+        metrics[EPOCH] = stages[-1]["epochs"] or cfg.train.epochs
     metrics.update(manifest_hash=manifest["hash"], manifest=json.dumps(manifest),
                    records_dir=_location(result.checkpoint) if result.checkpoint else "")
     tune.report(metrics)
