@@ -17,6 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 
 from .data.formats import FORMATS
 from .data.presets import LAB_FORMATS, PRESETS
+from .storage import is_uri
 
 ABILITY_NAMES = ("math", "code", "general")  # what a trial evaluates (evaluate.abilities)
 
@@ -297,8 +298,6 @@ class SweepConfig(Strict):
         if not self.domains:
             raise ValueError("domains: declare at least one domain")
         problems = []
-        from .storage import is_uri
-
         if is_uri(self.storage) and not self.cache_dir:
             problems.append(f"cache_dir: storage {self.storage!r} is a URI, so the caches need "
                             f"a directory every node sees (e.g. an NFS path)")

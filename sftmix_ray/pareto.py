@@ -32,15 +32,21 @@ def front_of(rows: list[dict], objectives: dict[str, str]) -> list[dict]:
     return [r for r, keep in zip(usable, mask) if keep]
 
 
-def hypervolume(rows: list[dict], objectives: dict[str, str], ref: dict[str, float]) -> float:
+def hypervolume_of(points: np.ndarray, maximize: list[bool], ref: list[float]) -> float:
+    """The hypervolume (moocore) of (n, objectives) points against a reference point."""
     import moocore
 
-    names = list(objectives)
-    pts = np.array([[r[n] for n in names] for r in rows], dtype=float)
-    if len(pts) == 0:
+    points = np.asarray(points, dtype=float)
+    if len(points) == 0:
         return 0.0
-    return float(moocore.hypervolume(pts, ref=[ref[n] for n in names],
-                                     maximise=[objectives[n] == "max" for n in names]))
+    return float(moocore.hypervolume(points, ref=list(ref), maximise=list(maximize)))
+
+
+def hypervolume(rows: list[dict], objectives: dict[str, str], ref: dict[str, float]) -> float:
+    names = list(objectives)
+    pts = np.array([[r[n] for n in names] for r in rows], dtype=float).reshape(len(rows),
+                                                                                len(names))
+    return hypervolume_of(pts, [objectives[n] == "max" for n in names], [ref[n] for n in names])
 
 
 def pareto_ranks(points: np.ndarray, maximize: list[bool]) -> np.ndarray:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..pareto import default_reference, pareto_mask, pareto_ranks
+from ..pareto import default_reference, hypervolume_of, pareto_mask, pareto_ranks
 
 
 @dataclass
@@ -58,9 +58,7 @@ def analyze(runs, objectives: dict[str, str], reference: list[float] | None = No
         return FrontAnalysis(objectives, [], values, np.zeros(0, bool), np.zeros(0, int),
                              list(reference or []), 0.0, missing)
     ref = list(reference) if reference is not None else default_reference(values, maximize)
-    import moocore
-
-    hv = float(moocore.hypervolume(values, ref=ref, maximise=maximize))
+    hv = hypervolume_of(values, maximize, ref)
     return FrontAnalysis(objectives, [u for u, _ in usable], values,
                          pareto_mask(values, maximize), pareto_ranks(values, maximize), ref, hv,
                          missing)

@@ -256,13 +256,13 @@ def check_space_against_sweep(space: SearchSpace, sweep: SweepConfig) -> list[st
         if d not in sweep.domains:
             problems.append(f"search.space.domains: {d!r} is not declared under 'domains' "
                             f"(declared: {', '.join(sweep.domains)})")
-    seq = space.strategies.get("sequential")
-    for field_name in ("order", "orders"):
-        given = getattr(seq, field_name) if seq is not None else None
-        for order in ([given] if field_name == "order" else given) if given else []:
-            if sorted(order) != sorted(space.domains):
-                problems.append(f"search.space.strategies.sequential.{field_name}: {order} must "
-                                f"list each domain once ({space.domains})")
+    seq = space.options("sequential")
+    orders = [("order", seq.order)] if seq.order else []
+    orders += [("orders", o) for o in seq.orders or []]
+    for field_name, order in orders:
+        if sorted(order) != sorted(space.domains):
+            problems.append(f"search.space.strategies.sequential.{field_name}: {order} must "
+                            f"list each domain once ({space.domains})")
     for name, r in (space.train.items() if space.train else []):
         if name.startswith("lora_") and sweep.train.lora is None:
             problems.append(f"search.space.train.{name}: the sweep trains every weight; set "

@@ -141,9 +141,12 @@ def train_worker(cfg: dict) -> None:
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
     template = template_for(sweep.model.template, tokenizer)
+    eval_sets = {}  # read once, on the first evaluation (pruning evaluates after every epoch)
 
     def evaluate(abilities=None):
-        return run_evaluation(core, tokenizer, sweep.evaluate, prepared.eval_sets(), template,
+        if not eval_sets:
+            eval_sets.update(prepared.eval_sets())
+        return run_evaluation(core, tokenizer, sweep.evaluate, eval_sets, template,
                               eval_id=Path(prepared.eval_path).stem,
                               cache_dir=Path(prepared.root) / "eval", rank=rank, world=world,
                               **({"abilities": abilities} if abilities else {}))
