@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sftmix_ray.analysis.runs import load_runs  # noqa: E402
+from sftmix_ray.tracking.runs import load_runs  # noqa: E402
 
 
 def main() -> None:

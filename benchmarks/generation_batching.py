@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sftmix_ray.config.presets import LAB_FORMATS  # noqa: E402
 from sftmix_ray.data import lab  # noqa: E402
 from sftmix_ray.data.formats import to_messages  # noqa: E402
-from sftmix_ray.data.presets import LAB_FORMATS  # noqa: E402
 from sftmix_ray.data.template import VicunaTemplate  # noqa: E402
 from sftmix_ray.data.tokenizer import train_lab_tokenizer  # noqa: E402
 from sftmix_ray.evaluate.generate import Sampling, generate  # noqa: E402

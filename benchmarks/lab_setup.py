@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT))
 
 from sftmix_ray.config import SweepConfig  # noqa: E402
 
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
+GSM8K = ROOT / "tests" / "fixtures" / "gsm8k" / "train.jsonl"
 DOMAINS = ("math", "code", "general")
 
 

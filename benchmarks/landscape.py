@@ -32,7 +32,7 @@ class Landscape:
     rows: list[dict]  # measured trials: ratio, amount, strategy, k, and every objective
 
     @classmethod
-    def load(cls, path: Path) -> "Landscape":
+    def load(cls, path: Path) -> Landscape:
         data = json.loads(Path(path).read_text())
         return cls(data["domains"], data["objectives"], tuple(data["amount_range"]), data["trials"])
 

@@ -2,7 +2,8 @@
 
     python benchmarks/mixture_cache.py [--trials 1 10 50]
 
-Domains: real GSM8K train (7,473 rows, ../shared/data) plus lab code and general (4,000 each), the
+Domains: real GSM8K train (7,473 rows, tests/fixtures/gsm8k) plus lab code and general (4,000 each),
+the
 lab tokenizer, max length 512. A trial's data work is what `trial.build_plan` (mixture, stages,
 manifest) and the train worker's stage assembly do. The baseline does what a trial without the
 cache must: read the raw rows, select the same mixture, tokenize the selected conversations. The
@@ -26,15 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lab_setup import bench_sweep  # noqa: E402
+
+from sftmix_ray.config.point import TrialPoint  # noqa: E402
+from sftmix_ray.config.space import SearchSpace  # noqa: E402
 from sftmix_ray.data.mixture import resolve_counts, select_indices  # noqa: E402
 from sftmix_ray.data.prepare import DomainSource, prepare  # noqa: E402
 from sftmix_ray.data.template import template_for  # noqa: E402
 from sftmix_ray.data.tokenize import tokenize_conversations  # noqa: E402
 from sftmix_ray.data.tokenizer import load_tokenizer  # noqa: E402
-from sftmix_ray.search.spaces import SearchSpace  # noqa: E402
-from sftmix_ray.strategies import plan_stages  # noqa: E402
+from sftmix_ray.plan.manifest import build_plan  # noqa: E402
+from sftmix_ray.plan.strategies import plan_stages  # noqa: E402
 from sftmix_ray.train.worker import _stage_data  # noqa: E402
-from sftmix_ray.trial import build_plan  # noqa: E402
 
 DOMAINS = ["math", "code", "general"]
 
@@ -60,7 +63,7 @@ def trial_points(n: int, seed: int = 0) -> list[dict]:
 
 
 def cached_trial(point: dict, prepared, seed: int = 0) -> int:
-    stages, _manifest = build_plan(point, SPACE, prepared, seed, 512)
+    stages, _manifest = build_plan(TrialPoint.from_wire(point), SPACE, prepared, seed, 512)
     data = _stage_data(prepared, stages, epochs=1, seed=seed)
     return sum(len(s.samples) for s in data)
 

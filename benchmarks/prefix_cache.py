@@ -17,19 +17,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lab_setup import bench_sweep  # noqa: E402
+
+from sftmix_ray.config.point import TrialPoint  # noqa: E402
+from sftmix_ray.config.space import SearchSpace  # noqa: E402
 from sftmix_ray.data.prepare import prepare  # noqa: E402
 from sftmix_ray.data.tokenizer import load_tokenizer  # noqa: E402
-from sftmix_ray.search.spaces import SearchSpace  # noqa: E402
+from sftmix_ray.plan.manifest import build_plan  # noqa: E402
 from sftmix_ray.train.model import build_model  # noqa: E402
 from sftmix_ray.train.prefix_cache import PrefixCache, prefix_keys  # noqa: E402
 from sftmix_ray.train.worker import _stage_data, run_stages  # noqa: E402
-from sftmix_ray.trial import build_plan  # noqa: E402
 
 KS = [1, 0.25, 0.0625, 0.015625, 0.00390625]
 
@@ -51,17 +52,17 @@ def main() -> None:
             "amount": {"low": 1, "high": 10 ** 6}, "strategies": {"dmt": {"k": KS}}})
         prepared = prepare(sweep, Path(tmp) / "cache")
         tokenizer = load_tokenizer(prepared.tokenizer_dir)
-        hp = SimpleNamespace(**sweep.train.model_dump())
+        hp = sweep.train
         ratio = {"math": 0.4, "code": 0.4, "general": 0.2}
 
         def sweep_once(cache) -> tuple[int, float, list]:
             tokens, seconds, finals = 0, 0.0, []
             for k in KS:
-                point = {"ratio": ratio, "amount": args.amount, "strategy": "dmt", "k": k}
+                point = TrialPoint(ratio=ratio, amount=args.amount, strategy="dmt", k=k)
                 stages, manifest = build_plan(point, space, prepared, 0, 256)
                 data = _stage_data(prepared, stages, 1, 0)
                 model = build_model(sweep.model, len(tokenizer), tokenizer, 0, sweep.train)
-                keys = prefix_keys(sweep.model_dump(mode="json"), prepared.__dict__, manifest)
+                keys = prefix_keys(sweep.model, sweep.train, prepared, manifest)
                 t = time.perf_counter()
                 records = run_stages(model, model, data, hp, tokenizer.pad_token_id,
                                      keys=keys if cache else [], cache=cache, rank=0, world=1,

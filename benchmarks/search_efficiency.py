@@ -35,10 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from landscape import Landscape, Surrogate, variant  # noqa: E402
+from landscape import Landscape, Surrogate  # noqa: E402
+
 from sftmix_ray.config import SearchConfig  # noqa: E402
+from sftmix_ray.config.space import SearchSpace  # noqa: E402
 from sftmix_ray.pareto import hypervolume_of  # noqa: E402
-from sftmix_ray.search.spaces import DefineByRun, SearchSpace  # noqa: E402
+from sftmix_ray.search.sampling import DefineByRun  # noqa: E402
 from sftmix_ray.search.searcher import make_sampler  # noqa: E402
 
 
@@ -87,8 +89,7 @@ def run_sampler(algorithm: str, seed: int, space: SearchSpace, surrogate: Surrog
     define = DefineByRun(space)
 
     def objective(trial):
-        derived = define(trial)
-        point = {**trial.params, **derived}  # as OptunaSearch merges them into the config
+        point = define(trial)["point"]  # the complete point a trial's config carries
         return tuple(surrogate(point))
 
     study.optimize(objective, n_trials=trials)

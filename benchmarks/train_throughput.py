@@ -4,7 +4,8 @@
 
 Model: the quickstart's tiny Llama (128 hidden, 4 layers). Data, for varied lengths: real GSM8K
 train answers (long) with lab code and general (short), tokenized by our cache, so every contender
-trains on the same token ids and label masks. One epoch, batch 16, AdamW, warmup + cosine, grad clipping, 2 CPU
+trains on the same token ids and label masks. One epoch, batch 16, AdamW, warmup + cosine, grad
+clipping, 2 CPU
 threads. Effective tokens/s counts real (non-padding) tokens only. Runs alternate, and each
 figure is the median over repeats.
 """
@@ -17,12 +18,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lab_setup import DOMAINS, bench_sweep  # noqa: E402
+
 from sftmix_ray.data.mixture import select_indices  # noqa: E402
 from sftmix_ray.data.prepare import prepare  # noqa: E402
 from sftmix_ray.data.tokenizer import load_tokenizer  # noqa: E402
@@ -70,11 +71,11 @@ def main() -> None:
             samples.extend(select(td, select_indices(d, len(td), args.samples // 3, 0)))
         real_tokens = sum(len(ids) for ids, _ in samples)
         lengths = [len(ids) for ids, _ in samples]
-        hp = SimpleNamespace(**sweep.train.model_dump())
+        hp = sweep.train
 
         def ours(packing: bool) -> float:
             model = build_model(sweep.model, len(tokenizer), tokenizer, 0)
-            h = SimpleNamespace(**{**vars(hp), "packing": packing})
+            h = hp.model_copy(update={"packing": packing})
             t = time.perf_counter()
             train_stage(model, StageData("s", samples, 1), h, tokenizer.pad_token_id, index=0)
             return time.perf_counter() - t

@@ -6,7 +6,8 @@ watcher, metrics and structured logging on), once with sftmix's runtime settings
 (`sftmix_ray.search.runtime.ensure_ray`). Both use what the project always uses: reused Tune trial
 actors and the TorchTrainer without its datasets and placement-group-cleaner callbacks
 (`sftmix_ray/train/launch.py`), so the ratio isolates the runtime settings; the walking-skeleton
-note records the probes that measured those two (a stock nested TorchTrainer: ~21 s per trial). Trial wall time is the MLflow child run's span, opened
+note records the probes that measured those two (a stock nested TorchTrainer: ~21 s per trial).
+Trial wall time is the MLflow child run's span, opened
 by the driver when Tune starts the trial and closed when it completes, so it includes everything a
 user waits for: Tune scheduling, TorchTrainer start, worker start-up, data and model loading,
 training, evaluation, reporting and teardown.
@@ -83,7 +84,7 @@ def main() -> None:
             sweep = write_sweep(work, args.trials)
             out = subprocess.run([sys.executable, __file__, "--child", str(sweep), mode],
                                  capture_output=True, text=True, check=True)
-            line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
+            line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
             results[mode] = json.loads(line.removeprefix("RESULT "))["trials"]
     print(f"{'mode':<14}{'trials':>7}{'wall s':>9}{'train s':>9}{'eval s':>8}{'overhead s':>12}")
     med = {}
@@ -95,7 +96,8 @@ def main() -> None:
               f"{m['overhead']:>12.1f}")
     ratio = med["sftmix"]["overhead"] / med["plain-init"]["overhead"]
     print(f"median per-trial overhead: {med['sftmix']['overhead']:.1f} s with sftmix settings vs "
-          f"{med['plain-init']['overhead']:.1f} s with a plain ray.init (ratio {ratio:.2f}; goal ≤ 10 s)")
+          f"{med['plain-init']['overhead']:.1f} s with a plain ray.init (ratio {ratio:.2f}; "
+          f"goal ≤ 10 s)")
 
 
 if __name__ == "__main__":

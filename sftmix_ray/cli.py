@@ -17,21 +17,14 @@ console = Console(width=None if Console().is_terminal else 140)
 err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 140)
 
 
-def _load(path: Path, overrides: dict):
+def _load(path: Path, overrides: dict | None = None):
+    """The sweep with command-line overrides merged in before validation (held to the file's
+    rules); exit 2 naming every problem."""
     try:
-        sweep, space = load_sweep(path)
+        return load_sweep(path, overrides)
     except ConfigError as exc:
         err.print(f"[red]invalid sweep[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    updates = {k: v for k, v in overrides.items() if v is not None}
-    if updates:
-        search = sweep.search.model_copy(update={k: v for k, v in updates.items()
-                                                 if k in ("num_samples", "max_concurrent")})
-        tracking = sweep.tracking.model_copy(update={"uri": updates.get("tracking_uri",
-                                                                        sweep.tracking.uri)})
-        sweep = sweep.model_copy(update={"search": search, "tracking": tracking,
-                                         "storage": updates.get("storage", sweep.storage)})
-    return sweep, space
 
 
 @app.command()
@@ -51,16 +44,20 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         storage: Optional[str] = typer.Option(None, help="override storage"),
         tracking_uri: Optional[str] = typer.Option(None, help="override the MLflow tracking URI"),
         verbose: bool = typer.Option(False, help="show Ray's own logs")):
-    """Run a sweep: trials on Ray Tune + Ray Train, tracked in MLflow, answered by a Pareto front."""
+    """Run a sweep: trials on Ray Tune + Ray Train, tracked in MLflow, answered by a Pareto
+    front."""
     from .data.prepare import DataError
     from .data.template import TemplateError
     from .evaluate.benchmarks import BenchmarkError
-    from .search.tuner import ResumeError, run_sweep
+    from .search.tuner import ResumeError, planned_trials, run_sweep
+    from .tracking.store import resolve_uri
 
-    sweep, space = _load(sweep_file, {"num_samples": num_samples, "max_concurrent": max_concurrent,
-                                      "storage": storage, "tracking_uri": tracking_uri})
+    sweep, space = _load(sweep_file, {"search.num_samples": num_samples,
+                                      "search.max_concurrent": max_concurrent,
+                                      "storage": storage, "tracking.uri": tracking_uri})
     err.print(f"sweep {sweep.name!r}: {planned_trials(sweep, space)} trials "
-              f"({sweep.search.algorithm}), MLflow at {sweep.tracking_uri()}", highlight=False)
+              f"({sweep.search.algorithm}), MLflow at {resolve_uri(sweep.tracking.uri)}",
+              highlight=False)
     try:
         outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose)
     except (DataError, TemplateError, BenchmarkError) as exc:
@@ -75,14 +72,6 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         raise typer.Exit(1)
 
 
-def planned_trials(sweep, space) -> int:
-    if sweep.search.algorithm != "grid":
-        return sweep.search.num_samples
-    from .search.spaces import grid_points
-
-    return len(grid_points(space)) * len(sweep.search.seeds or [0]) * sweep.search.num_samples
-
-
 @app.command()
 def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run was started with"),
            address: Optional[str] = typer.Option(None, help="join a Ray cluster ('auto', "
@@ -94,7 +83,7 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
     from .data.prepare import DataError
     from .search.tuner import ResumeError, run_sweep
 
-    sweep, space = _load(sweep_file, {"storage": storage, "tracking_uri": tracking_uri})
+    sweep, space = _load(sweep_file, {"storage": storage, "tracking.uri": tracking_uri})
     from .storage import experiment_location
 
     err.print(f"resuming sweep {sweep.name!r} from "
@@ -133,7 +122,9 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
     from pydantic import ValidationError
 
     from .evaluate.benchmarks import BenchmarkError
-    from .evaluate.standalone import eval_config, evaluate_model, log_to_mlflow, parse_benchmarks
+    from .evaluate.standalone import eval_config, evaluate_model, parse_benchmarks
+    from .tracking.evals import log_to_mlflow
+    from .tracking.store import resolve_uri
 
     try:
         names = parse_benchmarks(benchmarks)
@@ -153,9 +144,15 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
     except (BenchmarkError, OSError) as exc:
         err.print(f"[red]cannot evaluate[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    uri = _tracking_uri(tracking_uri)
+    uri = resolve_uri(tracking_uri)
     run_id = log_to_mlflow(result, model_id=model, benchmarks=names, cfg=cfg, tracking_uri=uri,
                            experiment=experiment, out_dir=out)
+    _print_scores(model, result)
+    console.print(f"records: {out / 'eval_records.json'}; MLflow run {run_id} at {uri}",
+                  highlight=False)
+
+
+def _print_scores(model: str, result: dict) -> None:
     table = Table(title=f"{model} ({result['seconds']:.0f}s)")
     table.add_column("metric")
     table.add_column("value")
@@ -166,15 +163,6 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
         console.print("scores from the evaluation cache (same weights and settings)")
     if result["general_scorer"]:
         console.print(f"general scorer: {result['general_scorer']}", highlight=False)
-    console.print(f"records: {out / 'eval_records.json'}; MLflow run {run_id} at {uri}",
-                  highlight=False)
-
-
-def _tracking_uri(option: str | None) -> str:
-    import os
-
-    return option or os.environ.get("MLFLOW_TRACKING_URI") or \
-        f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
 @app.command()
@@ -190,10 +178,11 @@ def pareto(sweep: Optional[str] = typer.Option(None, help="the sweep's parent ru
            tag: bool = typer.Option(True, help="tag runs pareto_front / pareto_rank")):
     """The Pareto front of a sweep (or an experiment): table, ranks, hypervolume, MLflow tags."""
     from .analysis.front import analyze, parse_objectives
-    from .analysis.runs import RunsError, load_runs
-    from .analysis.tagging import tag_runs
+    from .tracking.front import record_front
+    from .tracking.runs import RunsError, load_runs
+    from .tracking.store import resolve_uri
 
-    uri = _tracking_uri(tracking_uri)
+    uri = resolve_uri(tracking_uri)
     try:
         objs = parse_objectives(objectives)
         ref = [float(x) for x in reference.split(",")] if reference else None
@@ -218,7 +207,7 @@ def pareto(sweep: Optional[str] = typer.Option(None, help="the sweep's parent ru
         console.print(f"left out (failed or missing an objective): {len(result.missing)} runs",
                       highlight=False)
     if tag:
-        tag_runs(uri, result, parent.run_id if parent else None)
+        record_front(uri, result, runs, parent.run_id if parent else None)
         console.print('tagged: filter the front in the MLflow UI with tags.pareto_front = "true"')
 
 
@@ -233,11 +222,12 @@ def report(sweep: Optional[str] = typer.Option(None, help="the sweep's parent ru
                                                                  "sqlite:///mlflow.db")):
     """Write an HTML + Markdown report of a sweep: front, figures, best mixtures, findings."""
     from .analysis.front import parse_objectives
-    from .analysis.runs import RunsError
     from .report.build import build_report
+    from .tracking.runs import RunsError
+    from .tracking.store import resolve_uri
 
     try:
-        result = build_report(_tracking_uri(tracking_uri), out, sweep=sweep,
+        result = build_report(resolve_uri(tracking_uri), out, sweep=sweep,
                               experiment=experiment, objectives=parse_objectives(objectives))
     except (ValueError, RunsError) as exc:
         err.print(f"[red]cannot report[/red]: {exc}", highlight=False)

@@ -4,7 +4,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# GSM8K train and test (OpenAI, MIT license beside them): inside the repository, so a clone
+# passes its tests with nothing beside it.
+GSM8K = ROOT / "tests" / "fixtures" / "gsm8k"
 
 
 @pytest.fixture
@@ -48,9 +50,9 @@ def tiny_model_dir(tmp_path_factory):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from sftmix_ray.config.presets import LAB_FORMATS
     from sftmix_ray.data import lab
     from sftmix_ray.data.formats import to_messages
-    from sftmix_ray.data.presets import LAB_FORMATS
     from sftmix_ray.data.template import VicunaTemplate
     from sftmix_ray.data.tokenizer import train_lab_tokenizer
 

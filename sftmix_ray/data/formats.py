@@ -7,7 +7,8 @@ sweep hours in.
 
 from __future__ import annotations
 
-FORMATS = ("gsm8k", "alpaca", "sharegpt", "messages")
+from ..config.presets import FORMATS  # noqa: F401  (the names; the conversions are here)
+
 SKIP_REASONS = ("missing_field", "wrong_type", "empty_response", "unknown_role", "over_long")
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "chatgpt": "assistant", "bard": "assistant", "bing": "assistant",

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 EVAL_SHARE = 8  # one problem key in EVAL_SHARE goes to the held-out evaluation split
 
@@ -37,7 +37,8 @@ def _math_problem(rng: random.Random) -> tuple[tuple, dict]:
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
     a, b, c = rng.randint(2, 20), rng.randint(2, 20), rng.randint(1, 9)
     if kind == "add":
-        q = f"{name} has {a} {item}. {name} buys {b} more {item}. How many {item} does {name} have now?"
+        q = (f"{name} has {a} {item}. {name} buys {b} more {item}. "
+             f"How many {item} does {name} have now?")
         ans = a + b
         steps = f"{name} has {a} + {b} = <<{a}+{b}={ans}>>{ans} {item}."
         key = (kind, name, item, a, b)

@@ -41,8 +41,8 @@ def fraction_count(fraction: float, size: int, domain: str) -> int:
     error, because silently training on nothing would pass for a data point."""
     n = math.floor(fraction * size + 0.5)
     if fraction > 0 and n == 0:
-        raise MixtureError(f"domain {domain!r}: fraction {fraction:g} of {size} samples rounds to 0 "
-                           f"(enlarge the domain, e.g. its lab pool, or raise the fraction)")
+        raise MixtureError(f"domain {domain!r}: fraction {fraction:g} of {size} samples rounds "
+                           f"to 0 (enlarge the domain, e.g. its lab pool, or raise the fraction)")
     return n
 
 

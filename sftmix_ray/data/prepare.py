@@ -8,17 +8,17 @@ tokenizes nothing. Changing one domain re-tokenizes only that domain.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import publish_dir, write_atomic
+from ..config.presets import LAB_FORMATS
+from ..digests import digest, file_digest
 from . import lab
 from .formats import SKIP_REASONS, MalformedRow, to_messages
-from .presets import LAB_FORMATS
 from .template import template_for
 from .tokenize import TokenizedDomain, tokenize_conversations
 
@@ -40,26 +40,10 @@ class PreparedData:
     tokenizer_dir: str
     template: dict
     domains: dict[str, dict]  # name -> {"path", "key", "fingerprint", "size", "rows", ...}
-    eval_path: str
     built: list[str] = field(default_factory=list)  # what this call tokenized (not cache hits)
 
     def tokenized(self, domain: str) -> TokenizedDomain:
         return TokenizedDomain.load(self.domains[domain]["path"])
-
-    def eval_sets(self) -> dict[str, list[dict]]:
-        return json.loads(Path(self.eval_path).read_text())
-
-
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 def _is_url(source: str) -> bool:
@@ -84,16 +68,16 @@ class DomainSource:
     def _local_fingerprint(self) -> str | None:
         dom = self.dom
         if dom.is_lab:
-            code = _file_sha(Path(lab.__file__))
+            code = file_digest(Path(lab.__file__))
             return f"lab:{code}:{self.name}:{dom.pool or LAB_DEFAULT_POOL}"
         if _is_url(dom.source):
             return None
         path = Path(dom.source)
         if path.is_file():
-            return f"file:{_file_sha(path)}"
+            return f"file:{file_digest(path)}"
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts)
-            return "dir:" + _digest([(str(p.relative_to(path)), _file_sha(p)) for p in files])
+            return "dir:" + digest([(str(p.relative_to(path)), file_digest(p)) for p in files])
         if path.suffix in (*_JSON_TYPES, *_TABLE_TYPES):
             raise DataError(f"{self.field}: no such file {dom.source}")
         return None  # a hub id: known once loaded
@@ -191,13 +175,13 @@ _NotJson = object()
 
 def _tokenizer_files_digest(directory: Path) -> str:
     files = sorted(p for p in directory.iterdir() if p.is_file())
-    return _digest([(p.name, _file_sha(p)) for p in files])
+    return digest([(p.name, file_digest(p)) for p in files])
 
 
 def _prepare_tokenizer(sweep, sources: dict[str, DomainSource], cache: Path) -> Path:
     model = sweep.model
     if model.tokenizer is None and model.tiny is not None:
-        key = _digest({"v": CACHE_VERSION, "kind": "lab-bpe", "vocab": model.lab_vocab_size,
+        key = digest({"v": CACHE_VERSION, "kind": "lab-bpe", "vocab": model.lab_vocab_size,
                        "corpus": LAB_TOKENIZER_CORPUS,
                        "domains": {n: [s.fingerprint_for_corpus(), s.format]
                                    for n, s in sorted(sources.items())}})
@@ -212,7 +196,7 @@ def _prepare_tokenizer(sweep, sources: dict[str, DomainSource], cache: Path) -> 
                       for text, _ in template.segments(conv)]
             with tempfile.TemporaryDirectory(dir=cache) as tmp:
                 train_lab_tokenizer(corpus, model.lab_vocab_size, Path(tmp) / "tok")
-                _publish(Path(tmp) / "tok", final)
+                publish_dir(Path(tmp) / "tok", final)
         return final
     from .tokenizer import load_tokenizer
 
@@ -221,17 +205,8 @@ def _prepare_tokenizer(sweep, sources: dict[str, DomainSource], cache: Path) -> 
         tok.save_pretrained(str(Path(tmp) / "tok"))
         final = cache / f"tokenizer-{_tokenizer_files_digest(Path(tmp) / 'tok')}"
         if not final.is_dir():
-            _publish(Path(tmp) / "tok", final)
+            publish_dir(Path(tmp) / "tok", final)
     return final
-
-
-def _publish(src: Path, final: Path) -> None:
-    """Atomic: a concurrent preparer either wins the rename or finds the entry already there."""
-    try:
-        os.rename(src, final)
-    except OSError:
-        if not final.exists():
-            raise
 
 
 # ---------------------------------------------------------------- the whole preparation
@@ -255,7 +230,7 @@ def prepare(sweep, cache_root: str | Path) -> PreparedData:
         spec = {"v": CACHE_VERSION, "fingerprint": src.fingerprint, "format": src.format,
                 "tokenizer": tok_key, "template": template.spec(),
                 "max_length": sweep.train.max_length, "overlong": src.dom.overlong}
-        key = _digest(spec)
+        key = digest(spec)
         arrays, meta = cache / f"tokens-{key}", cache / f"tokens-{key}.json"
         if not meta.is_file():
             convs, skipped = src.conversations()
@@ -269,27 +244,12 @@ def prepare(sweep, cache_root: str | Path) -> PreparedData:
                     "skipped": {r: skipped.get(r, 0) for r in SKIP_REASONS}}
             with tempfile.TemporaryDirectory(dir=cache) as tmp:
                 td.save(Path(tmp) / "arrays")
-                _publish(Path(tmp) / "arrays", arrays)
-            _write_atomic(meta, json.dumps(info, indent=1))  # last: marks the entry complete
+                publish_dir(Path(tmp) / "arrays", arrays)
+            write_atomic(meta, json.dumps(info, indent=1))  # last: marks the entry complete
             built.append(name)
         info = json.loads(meta.read_text())
         domains[name] = {**info, "path": str(arrays), "upsample": src.dom.upsample}
 
-    eval_key = _digest({"v": CACHE_VERSION, "evaluate": sweep.evaluate.model_dump(),
-                        "lab": _file_sha(Path(lab.__file__))})
-    eval_path = cache / f"eval-{eval_key}.json"
-    if not eval_path.is_file():
-        from ..evaluate.benchmarks import load_eval_sets
-
-        _write_atomic(eval_path, json.dumps(load_eval_sets(sweep.evaluate)))
-    key = _digest({"domains": {n: d["key"] for n, d in domains.items()}, "tokenizer": tok_key,
-                   "eval": eval_key})
+    key = digest({"domains": {n: d["key"] for n, d in domains.items()}, "tokenizer": tok_key})
     return PreparedData(root=str(cache), key=key, tokenizer_dir=str(tok_dir),
-                        template=template.spec(), domains=domains, eval_path=str(eval_path),
-                        built=built)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
+                        template=template.spec(), domains=domains, built=built)

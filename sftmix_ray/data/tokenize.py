@@ -39,7 +39,7 @@ class TokenizedDomain:
             np.save(directory / f"{name}.npy", getattr(self, name))
 
     @classmethod
-    def load(cls, directory) -> "TokenizedDomain":
+    def load(cls, directory) -> TokenizedDomain:
         """Memory-mapped: a trial reads only the pages of the samples its mixture selects, and
         trials on one node share them through the page cache."""
         # np.asarray drops the memmap subclass, whose per-slice bookkeeping costs more than the

@@ -8,7 +8,8 @@ LAB_SPECIALS = ["<pad>", "<s>", "</s>"]
 
 
 def train_lab_tokenizer(texts: list[str], vocab_size: int, out_dir: Path):
-    """A byte-level BPE fitted to the lab corpus: no download, and short sequences for a tiny model."""
+    """A byte-level BPE fitted to the lab corpus: no download, and short sequences for a tiny
+    model."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

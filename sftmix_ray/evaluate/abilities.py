@@ -24,7 +24,8 @@ def evaluate_abilities(model, tokenizer, cfg, eval_sets: dict, template, *, rank
                        world: int = 1, judge=None, abilities=ABILITIES
                        ) -> tuple[dict, dict] | None:
     """Every rank generates its shard; rank 0 scores and returns (scores, records), the others
-    return None. `judge` is a JudgeClient for MT-Bench; without one, general is the offline score."""
+    return None. `judge` is a JudgeClient for MT-Bench; without one, general is the offline
+    score."""
 
     def gen(prompts: list[str], bench) -> list[list[str]]:
         return generate_sharded(model, tokenizer, prompts, sampling_of(bench),

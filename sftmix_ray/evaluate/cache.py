@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from ..atomic import write_atomic
+from ..digests import digest
 
 
 def weights_digest(model) -> str:
@@ -30,8 +31,7 @@ def _byte_dtype():
 
 
 def eval_key(weights: str, settings: dict) -> str:
-    blob = json.dumps({"weights": weights, **settings}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return digest({"weights": weights, **settings}, length=24)
 
 
 class EvalCache:
@@ -48,6 +48,4 @@ class EvalCache:
         if self.dir is None:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=self.dir, delete=False) as f:
-            json.dump({"scores": scores, "records": records}, f)
-        os.replace(f.name, self.dir / f"{key}.json")
+        write_atomic(self.dir / f"{key}.json", json.dumps({"scores": scores, "records": records}))

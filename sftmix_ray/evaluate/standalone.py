@@ -83,31 +83,3 @@ def evaluate_model(model_id: str, benchmarks: list[str], cfg: EvaluateConfig, *,
     (out_dir / "scores.json").write_text(json.dumps(scores, indent=1))
     return {"scores": scores, "records": records, "cache_hit": hit,
             "seconds": time.perf_counter() - t0, "general_scorer": records.get("general_scorer")}
-
-
-def log_to_mlflow(result: dict, *, model_id: str, benchmarks: list[str], cfg: EvaluateConfig,
-                  tracking_uri: str, experiment: str, out_dir: Path) -> str:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
-    run = client.create_run(exp_id, run_name=f"eval-{Path(model_id).name}",
-                            tags={"sftmix.kind": "eval", **({"general_scorer":
-                                                             result["general_scorer"]}
-                                                            if result["general_scorer"] else {})})
-    rid = run.info.run_id
-    client.log_param(rid, "model", model_id)
-    client.log_param(rid, "benchmarks", ",".join(benchmarks))
-    for ability in ("math", "code", "general"):
-        bench = getattr(cfg, ability)
-        if ability in result["scores"] or any(k.startswith(ability) for k in result["scores"]):
-            client.log_param(rid, f"{ability}.source", bench.source)
-            client.log_param(rid, f"{ability}.n", bench.n)
-    for k, v in result["scores"].items():
-        client.log_metric(rid, k, float(v))
-    client.log_metric(rid, "eval_seconds", result["seconds"])
-    client.log_metric(rid, "eval_cache_hit", int(result["cache_hit"]))
-    client.log_artifacts(rid, str(out_dir), "evaluation")
-    client.set_terminated(rid, "FINISHED")
-    return rid

@@ -9,7 +9,7 @@ import io
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..analysis.runs import load_runs
+from ..tracking.runs import artifact_dict, attach_directory, load_runs
 from . import findings, plots
 from .table import build_rows, domains_of
 
@@ -21,19 +21,6 @@ def _fmt(row, o) -> str:
 
 def _mixture(row) -> str:
     return " ".join(f"{d}={n:.0f}" for d, n in row.samples.items() if n) or "?"
-
-
-def _artifact(tracking_uri: str, run_id: str, path: str):
-    import os
-
-    import mlflow
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        mlflow.set_tracking_uri(tracking_uri)
-        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
-    except Exception:  # an experiment not made by sftmix has no such artifact
-        return None
 
 
 def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
@@ -62,7 +49,8 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
     }
     best = findings.best_per_objective(rows, objectives) if rows else {}
     failed = [r for r in runs if r.status != "FINISHED"]
-    data_domains = _artifact(tracking_uri, parent.run_id, "data_domains.json") if parent else None
+    data_domains = artifact_dict(tracking_uri, parent.run_id, "data_domains.json") if parent \
+        else None
     context = {
         "title": f"sftmix report: {parent.name if parent else experiment}",
         "source": f"sweep run {parent.run_id}" if parent else f"experiment {experiment!r}",
@@ -75,9 +63,7 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
     (out_dir / "report.html").write_text(render_html(context))
     (out_dir / "report.md").write_text(render_markdown(context))
     if parent is not None:
-        from mlflow.tracking import MlflowClient
-
-        MlflowClient(tracking_uri).log_artifacts(parent.run_id, str(out_dir), "report")
+        attach_directory(tracking_uri, parent.run_id, out_dir, "report")
     return {"rows": len(rows), "failed": len(failed), "figures": sorted(figures),
             "html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md")}
 

@@ -6,6 +6,9 @@ import time
 
 from ray.tune import Callback
 
+from ..config.point import TrialPoint
+from ..train.reports import EPOCH, is_intermediate
+
 
 class ProgressCallback(Callback):
     def __init__(self, total: int, objectives: list[str], console=None):
@@ -25,27 +28,16 @@ class ProgressCallback(Callback):
             from rich.console import Console
             self.console = Console(stderr=True)
         self.done += 1
-        from .spaces import describe
-        from .tuner import trial_point
-
-        cfg = trial_point(trial.config)
-        k = f" k={cfg['k']:g}" if cfg.get("k") is not None else ""
-        if cfg.get("order"):
-            k += f" order={'>'.join(cfg['order'])}"
-        k += "".join(f" {n}={v:g}" for n, v in (cfg.get("train") or {}).items())
-        if trial.config.get("seed") is not None:
-            k += f" seed={trial.config['seed']}"
+        point = TrialPoint.of_trial(trial.config)
         took = time.time() - self.started.get(trial.trial_id, self.t0)
-        self.console.print(f"[{self.done}/{self.total}] {trial.trial_id} {cfg.get('strategy')}{k} "
-                           f"{describe(cfg)} → {verdict}  ({took:.0f}s, "
+        self.console.print(f"[{self.done}/{self.total}] {trial.trial_id} {point.strategy}"
+                           f"{point.settings()} {point.describe()} → {verdict}  ({took:.0f}s, "
                            f"{time.time() - self.t0:.0f}s total)", highlight=False)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started[trial.trial_id] = time.time()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        from .pruning import EPOCH, is_intermediate
-
         r = trial.last_result or {}
         scores = " ".join(f"{o}={r.get(o, float('nan')):.3f}" for o in self.objectives)
         self._line(trial, f"pruned after epoch {r.get(EPOCH)} ({scores})" if is_intermediate(r)

@@ -1,7 +1,8 @@
 """Pruning weak trials in single-objective sweeps: Ray Tune's ASHA over the objective evaluated
 after each epoch of a trial's final stage.
 
-The pieces: the Train worker reports the objective after each epoch, marked `INTERMEDIATE`;
+The pieces: the Train worker reports the objective after each epoch, marked `INTERMEDIATE`
+(`train.reports`);
 `IntermediateReports` forwards only those reports from Ray Train to the Tune trial (the stage
 checkpoints and the final report stay with the trial function, which reports the final result
 itself); ASHA stops trials behind their peers at the same epoch; and the searcher
@@ -13,8 +14,7 @@ from __future__ import annotations
 
 from ray.tune.integration.ray_train import TuneReportCallback
 
-INTERMEDIATE = "sftmix_intermediate"
-EPOCH = "final_stage_epoch"
+from ..train.reports import INTERMEDIATE
 
 
 def asha(prune, objectives: dict[str, str]):
@@ -34,8 +34,3 @@ class IntermediateReports(TuneReportCallback):
     def after_report(self, run_context, metrics, checkpoint):
         if metrics and metrics[0].get(INTERMEDIATE):
             super().after_report(run_context, metrics, None)
-
-
-def is_intermediate(result: dict | None) -> bool:
-    """An epoch's report; as a trial's last result, it means the pruner stopped the trial."""
-    return bool(result and result.get(INTERMEDIATE))

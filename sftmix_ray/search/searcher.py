@@ -7,9 +7,11 @@ import math
 
 from ray.tune.search.optuna import OptunaSearch
 
-from ..config import SweepConfig
-from .pruning import is_intermediate
-from .spaces import DefineByRun, SearchSpace, raw_params
+from ..config.point import TrialPoint
+from ..config.schema import SweepConfig
+from ..config.space import SearchSpace
+from ..train.reports import is_intermediate
+from .sampling import DefineByRun, raw_params
 
 
 def make_sampler(search):
@@ -85,7 +87,7 @@ def build_searcher(sweep: SweepConfig, space: SearchSpace, study_storage=None):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = sweep.search
-    warm = [raw_params(p, space) for p in search.warm_start or []]
+    warm = [raw_params(TrialPoint.from_wire(p), space) for p in search.warm_start or []]
     constraints = Constraints(search.constraints, search.objectives) if search.constraints \
         else None
     return SweepOptunaSearch(DefineByRun(space), metric=list(search.objectives),

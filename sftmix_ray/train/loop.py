@@ -1,4 +1,5 @@
-"""The SFT loop that runs inside each Ray Train worker: every stage of a plan, one process, no restart."""
+"""The SFT loop that runs inside each Ray Train worker: every stage of a plan, one process, no
+restart."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config.schema import TrainConfig
 from ..data.tokenize import IGNORE, TokenizedDomain
 
 
@@ -41,9 +43,9 @@ def collate(samples, pad_id: int):
     ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(samples), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(samples), width), dtype=torch.long)
-    for r, (i, l) in enumerate(samples):
+    for r, (i, lab) in enumerate(samples):
         ids[r, :len(i)] = torch.from_numpy(i.astype(np.int64))
-        labels[r, :len(l)] = torch.from_numpy(l.astype(np.int64))
+        labels[r, :len(lab)] = torch.from_numpy(lab.astype(np.int64))
         mask[r, :len(i)] = 1
     return ids, labels, mask
 
@@ -98,6 +100,11 @@ def collate_packed(samples, pad_id: int, capacity: int):
 
 
 def lr_at(step: int, total: int, peak: float, warmup_ratio: float) -> float:
+    """Linear warmup to `peak` over ceil(total × warmup_ratio) steps, then cosine to 0.
+
+    Hand-written on purpose: transformers' `get_cosine_schedule_with_warmup` runs its warmup one
+    step behind (its first step trains at lr 0; tests/train/test_loop.py shows the two agree
+    only after the warmup), so switching would change every trained weight and recorded score."""
     warm = max(1, math.ceil(total * warmup_ratio))
     if step < warm:
         return peak * (step + 1) / warm
@@ -118,8 +125,66 @@ def amp_dtype(choice: str, device):
     return None
 
 
-def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: int = 0,
-                world: int = 1, device=None, autocast_dtype=None, on_epoch_end=None) -> dict:
+def micro_batch_plan(stage: StageData, hp: TrainConfig, rng: np.random.Generator, rank: int,
+                     world: int) -> tuple[list[np.ndarray], dict[int, int]]:
+    """This rank's micro-batches for the whole stage, and the micro-batch index at which each
+    epoch ends (epochs counted from 1)."""
+    lengths = np.array([len(ids) for ids, _ in stage.samples])
+    plan, epoch_ends = [], {}
+    for epoch in range(stage.epochs):
+        batches = random_batches(len(lengths), hp.batch_size * world, rng) if hp.packing else \
+            length_grouped_batches(lengths, hp.batch_size * world, rng)
+        # Every rank must take the same number of steps, or DDP waits forever.
+        plan.extend(b[rank::world] for b in batches if len(b) >= world)
+        epoch_ends[len(plan) - 1] = epoch + 1
+    if stage.steps is not None:
+        plan = plan[:stage.steps * hp.grad_accum]
+    return plan, epoch_ends
+
+
+def model_inputs(chosen, pad_id: int, packing: bool, device) -> tuple[dict, int]:
+    """The forward pass's inputs for some samples, and how many real (non-pad) tokens they hold."""
+    if packing:
+        # Rows as wide as the batch's longest sample: never wider than the padded batch
+        # would be, so attention costs no more per row while rows drop in number.
+        ids, labels, pos, n_real = collate_packed(chosen, pad_id, 0)
+        return {"input_ids": ids.to(device), "position_ids": pos.to(device),
+                "labels": labels.to(device), "use_cache": False}, n_real
+    ids, labels, mask = collate(chosen, pad_id)
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device),
+            "labels": labels.to(device)}, int(mask.sum())
+
+
+def forward_backward(model, inputs: dict, *, accum: int, sync: bool, autocast_dtype, device,
+                     where: str):
+    """One micro-batch's loss, backpropagated (scaled for accumulation); DDP's gradient sync
+    only on the last micro-batch of a step."""
+    import contextlib
+
+    import torch
+
+    no_sync = contextlib.nullcontext() if sync or not hasattr(model, "no_sync") \
+        else model.no_sync()
+    amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype \
+        else contextlib.nullcontext()
+    try:
+        with no_sync:
+            with amp:
+                loss = model(**inputs).loss
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at {where}")
+            (loss / accum).backward()
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        ids = inputs["input_ids"]
+        raise RuntimeError(f"out of memory at {where} (micro-batch {ids.shape[0]} × "
+                           f"{ids.shape[1]} tokens): lower train.batch_size, raise "
+                           f"train.grad_accum or enable train.gradient_checkpointing") from exc
+    return loss
+
+
+def train_stage(model, stage: StageData, hp: TrainConfig, pad_id: int, *, index: int,
+                rank: int = 0, world: int = 1, device=None, autocast_dtype=None,
+                on_epoch_end=None) -> dict:
     """One stage as its own fine-tuning run: a fresh AdamW, warmup then cosine, batches drawn
     from a generator seeded by (seed, stage index). A stage therefore depends only on the weights
     it starts from, which is what lets the prefix cache resume at any stage boundary exactly.
@@ -127,61 +192,23 @@ def train_stage(model, stage: StageData, hp, pad_id: int, *, index: int, rank: i
     Raises FloatingPointError when the loss stops being finite, and a RuntimeError naming the
     remedies when memory runs out. `on_epoch_end(epoch)` is called after each epoch but the last
     (epochs counted from 1), e.g. to evaluate for pruning."""
-    import contextlib
-
     import torch
 
     device = device or torch.device("cpu")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
-    rng = np.random.default_rng([hp.seed, index])
-    accum = getattr(hp, "grad_accum", 1)
     t0 = time.perf_counter()
-    lengths = np.array([len(ids) for ids, _ in stage.samples])
-    packing = getattr(hp, "packing", False)
-    plan, epoch_ends = [], {}
-    for epoch in range(stage.epochs):
-        batches = random_batches(len(lengths), hp.batch_size * world, rng) if packing else \
-            length_grouped_batches(lengths, hp.batch_size * world, rng)
-        # Every rank must take the same number of steps, or DDP waits forever.
-        plan.extend(b[rank::world] for b in batches if len(b) >= world)
-        epoch_ends[len(plan) - 1] = epoch + 1
-    if stage.steps is not None:
-        plan = plan[:stage.steps * accum]
-    total_steps = max(1, math.ceil(len(plan) / accum))
+    plan, epoch_ends = micro_batch_plan(stage, hp, np.random.default_rng([hp.seed, index]), rank,
+                                        world)
+    total_steps = max(1, math.ceil(len(plan) / hp.grad_accum))
     model.train()
     loss_sum, tokens, micro, step = 0.0, 0, 0, 0
     for i, idx in enumerate(plan):
-        last_micro = (i + 1) % accum == 0 or i + 1 == len(plan)
-        chosen = [stage.samples[j] for j in idx]
-        if packing:
-            # Rows as wide as the batch's longest sample: never wider than the padded batch
-            # would be, so attention costs no more per row while rows drop in number.
-            ids, labels, pos, n_real = collate_packed(chosen, pad_id, 0)
-            inputs = {"input_ids": ids.to(device), "position_ids": pos.to(device),
-                      "labels": labels.to(device), "use_cache": False}
-        else:
-            ids, labels, mask = collate(chosen, pad_id)
-            n_real = int(mask.sum())
-            inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device),
-                      "labels": labels.to(device)}
-        sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") \
-            else model.no_sync()
-        amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype \
-            else contextlib.nullcontext()
-        try:
-            with sync:
-                with amp:
-                    loss = model(**inputs).loss
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at stage {stage.name!r} "
-                                             f"step {step}")
-                (loss / accum).backward()
-        except (torch.OutOfMemoryError, MemoryError) as exc:
-            raise RuntimeError(f"out of memory at stage {stage.name!r} step {step} (micro-batch "
-                               f"{ids.shape[0]} × {ids.shape[1]} tokens): lower "
-                               f"train.batch_size, raise train.grad_accum or enable "
-                               f"train.gradient_checkpointing") from exc
+        last_micro = (i + 1) % hp.grad_accum == 0 or i + 1 == len(plan)
+        inputs, n_real = model_inputs([stage.samples[j] for j in idx], pad_id, hp.packing, device)
+        loss = forward_backward(model, inputs, accum=hp.grad_accum, sync=last_micro,
+                                autocast_dtype=autocast_dtype, device=device,
+                                where=f"stage {stage.name!r} step {step}")
         loss_sum += loss.item()
         tokens += n_real
         micro += 1

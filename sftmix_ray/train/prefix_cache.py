@@ -17,12 +17,16 @@ prefix itself.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
+
+from ..atomic import publish_dir
+from ..config.schema import ModelConfig, TrainConfig
+from ..data.prepare import PreparedData
+from ..digests import digest
 
 CACHE_VERSION = 1
 # TrainConfig fields that do not change the weights a stage produces.
@@ -30,19 +34,19 @@ _NOT_WEIGHTS = {"cpus_per_worker", "gpus_per_worker", "threads_per_worker", "pre
                 "save_model"}
 
 
-def prefix_keys(sweep: dict, prepared: dict, manifest: dict) -> list[str]:
+def prefix_keys(model: ModelConfig, train: TrainConfig, prepared: PreparedData,
+                manifest: dict) -> list[str]:
     """One key per proper prefix (stages[:1], stages[:2], ... without the last stage)."""
-    train = {k: v for k, v in sweep["train"].items() if k not in _NOT_WEIGHTS}
-    base = {"v": CACHE_VERSION, "model": sweep["model"], "train": train,
-            "tokenizer": Path(prepared["tokenizer_dir"]).name, "template": prepared["template"],
+    base = {"v": CACHE_VERSION, "model": model.model_dump(mode="json"),
+            "train": train.model_dump(mode="json", exclude=_NOT_WEIGHTS),
+            "tokenizer": Path(prepared.tokenizer_dir).name, "template": prepared.template,
             "seed": manifest["seed"]}
     keys, stages = [], []
     for stage in manifest["stages"][:-1]:
         stages.append({"epochs": stage.get("epochs"), "steps": stage.get("steps"),
                        "data": {d: [manifest["domains"][d]["key"], e["samples"], e["selection"]]
                                 for d, e in sorted(stage["domains"].items())}})
-        blob = json.dumps({**base, "stages": stages}, sort_keys=True, default=str)
-        keys.append(hashlib.sha256(blob.encode()).hexdigest()[:24])
+        keys.append(digest({**base, "stages": stages}, length=24))
     return keys
 
 
@@ -58,7 +62,7 @@ class PrefixCache:
     def complete(self, key: str) -> bool:
         return (self._dir(key) / "record.json").is_file()
 
-    def acquire(self, key: str) -> "_Lock":
+    def acquire(self, key: str) -> _Lock:
         """Block until this process holds the prefix's lock."""
         lock = _Lock(self.root / f"{key}.lock")
         waited = lock.acquire(self.poll_s)
@@ -78,12 +82,7 @@ class PrefixCache:
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=self.root))
         torch.save(state, tmp / "state.pt")
         (tmp / "record.json").write_text(json.dumps(record))
-        try:
-            os.rename(tmp, self._dir(key))
-        except OSError:  # already published (only possible if a lock was lost): keep the first
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
+        publish_dir(tmp, self._dir(key))  # already there only if a lock was lost: keep the first
 
 
 class _Lock:

@@ -8,24 +8,25 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-from ..config import ModelConfig, SweepConfig
 from ..data.mixture import select_indices
 from ..data.prepare import PreparedData
+from ..plan.strategies import Stage
+from .job import JOB_KEY, TrainJob
 from .loop import StageData, select, train_stage
+from .reports import EPOCH, INTERMEDIATE
 
 
-def _stage_data(prepared: PreparedData, stages: list[dict], epochs: int, seed: int):
+def _stage_data(prepared: PreparedData, stages: list[Stage], epochs: int, seed: int):
     cache, out = {}, []
     for st in stages:
         samples = []
-        for domain, count in st["counts"].items():
+        for domain, count in st.counts.items():
             if domain not in cache:
                 cache[domain] = prepared.tokenized(domain)
             td = cache[domain]
             samples.extend(select(td, select_indices(domain, len(td), count, seed)))
-        out.append(StageData(st["name"], samples, st.get("epochs") or epochs, st.get("steps")))
+        out.append(StageData(st.name, samples, st.epochs or epochs, st.steps))
     return out
 
 
@@ -96,109 +97,139 @@ def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, 
     return records
 
 
-def train_worker(cfg: dict) -> None:
-    import ray.train
-    import ray.train.torch
-    import torch
+class WorkerRun:
+    """One worker's part of a trial, as named steps: `setup` (data, model, cache), `train` (every
+    stage), `evaluate`, `report`. Rank 0 scores and reports the checkpoint; every rank reports, as
+    Ray Train needs its workers in step."""
 
-    from ..data.template import template_for
-    from ..data.tokenizer import load_tokenizer
-    from ..evaluate.suite import run_evaluation
-    from .loop import amp_dtype
-    from .model import build_model, trainable_state
-    from .prefix_cache import PrefixCache, prefix_keys
+    def __init__(self, job: TrainJob):
+        import ray.train
+        import ray.train.torch
+        import torch
 
-    t_start = time.perf_counter()
-    sweep = SweepConfig.model_validate(cfg["sweep"])
-    tr = sweep.train
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(tr.threads_per_worker or max(1, int(tr.cpus_per_worker)))
-    device = ray.train.torch.get_device()
+        self.job, self.t_start = job, time.perf_counter()
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        torch.set_num_threads(job.train.threads_per_worker
+                              or max(1, int(job.train.cpus_per_worker)))
+        self.device = ray.train.torch.get_device()
+        self._eval_sets: dict = {}  # read once, on the first evaluation (pruning: every epoch)
 
-    prepared = PreparedData(**cfg["prepared"])
-    tokenizer = load_tokenizer(prepared.tokenizer_dir)
-    stages = _stage_data(prepared, cfg["stages"], tr.epochs, tr.seed)
-    model = build_model(ModelConfig.model_validate(cfg["sweep"]["model"]), len(tokenizer),
-                        tokenizer, tr.seed, tr)
-    initial = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-    model = ray.train.torch.prepare_model(model, parallel_strategy=tr.parallel)
-    core = model.module if hasattr(model, "module") else model
-    use_cache = tr.prefix_cache and tr.parallel == "ddp"
-    cache = PrefixCache(Path(prepared.root) / "prefix") if use_cache else None
-    keys = prefix_keys(cfg["sweep"], cfg["prepared"], cfg["manifest"]) if use_cache else []
-    hp = SimpleNamespace(**tr.model_dump())
+    def setup(self) -> None:
+        import ray.train.torch
 
-    def stage_checkpoint(j: int, record: dict) -> None:
-        """Every rank reports (Train needs them in step); rank 0 attaches the stage's weights."""
+        from ..data.template import template_for
+        from ..data.tokenizer import load_tokenizer
+        from .model import build_model
+        from .prefix_cache import PrefixCache, prefix_keys
+
+        job, tr = self.job, self.job.train
+        self.tokenizer = load_tokenizer(job.prepared.tokenizer_dir)
+        self.template = template_for(job.model.template, self.tokenizer)
+        self.stages = _stage_data(job.prepared, job.stages, tr.epochs, tr.seed)
+        model = build_model(job.model, len(self.tokenizer), self.tokenizer, tr.seed, tr)
+        self.initial = {n: p.detach().cpu().clone() for n, p in model.named_parameters()
+                        if p.requires_grad}
+        self.model = ray.train.torch.prepare_model(model, parallel_strategy=tr.parallel)
+        self.core = self.model.module if hasattr(self.model, "module") else self.model
+        use_cache = tr.prefix_cache and tr.parallel == "ddp"
+        self.cache = PrefixCache(Path(job.prepared.root) / "prefix") if use_cache else None
+        self.keys = prefix_keys(job.model, tr, job.prepared, job.manifest) if use_cache else []
+
+    def train(self) -> dict:
+        """Every stage; the training metrics of the whole trial."""
+        from .loop import amp_dtype
+
+        t_train = time.perf_counter()
+        records = run_stages(self.model, self.core, self.stages, self.job.train,
+                             self.tokenizer.pad_token_id, keys=self.keys, cache=self.cache,
+                             rank=self.rank, world=self.world, device=self.device,
+                             autocast_dtype=amp_dtype(self.job.train.dtype, self.device),
+                             on_stage_end=self._stage_checkpoint,
+                             on_final_epoch_end=self._pruning_report
+                             if self.job.prune_objective else None)
+        self.stage_records = records
+        metrics = {f"stage{i}_{k}": v for i, s in enumerate(records)
+                   for k, v in s.items() if k != "name"}
+        trained = [s for s in records if not s["cached"]]
+        metrics.update(train_loss=records[-1]["loss"] if records else float("nan"),
+                       train_tokens=sum(s["tokens"] for s in records),
+                       trained_tokens=sum(s["tokens"] for s in trained),
+                       stages_from_cache=sum(s["cached"] for s in records),
+                       param_delta_l2=_param_delta(self.core, self.initial),
+                       train_seconds=time.perf_counter() - t_train,
+                       setup_seconds=t_train - self.t_start)
+        return metrics
+
+    def evaluate(self, abilities=None):
+        """(scores, records, cache_hit) on rank 0; None on the others."""
+        from ..evaluate.suite import run_evaluation
+
+        if not self._eval_sets:
+            self._eval_sets.update(self.job.eval_sets.load())
+        prepared = self.job.prepared
+        return run_evaluation(self.core, self.tokenizer, self.job.evaluate, self._eval_sets,
+                              self.template, eval_id=self.job.eval_sets.key,
+                              cache_dir=Path(prepared.root) / "eval", rank=self.rank,
+                              world=self.world, **({"abilities": abilities} if abilities else {}))
+
+    def report(self, metrics: dict, evaluated) -> None:
+        """The final report: rank 0 attaches scores, records and (if kept) the model."""
+        import ray.train
+
+        if evaluated is None:  # not rank 0: its shard of the generations is already gathered
+            ray.train.report(metrics, checkpoint=None)
+            return
+        scores, records_eval, cache_hit = evaluated
+        metrics = {**metrics, **scores, "eval_cache_hit": int(cache_hit),
+                   "general_scorer": records_eval["general_scorer"]}
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            (out / "eval_records.json").write_text(json.dumps(records_eval))
+            (out / "train_summary.json").write_text(json.dumps({"stages": self.stage_records}))
+            (out / "metrics.json").write_text(json.dumps(metrics))
+            if self.job.train.save_model:
+                _save_model(self.core, self.tokenizer, out / "model")
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
+
+    def _stage_checkpoint(self, j: int, record: dict) -> None:
+        """After a stage but the last: every rank reports; rank 0 attaches the stage's weights."""
+        import ray.train
+        import torch
+
+        from .model import trainable_state
+
         metrics = {f"stage{j}_{k}": v for k, v in record.items() if k != "name"}
-        if rank != 0 or not tr.save_model:
+        if self.rank != 0 or not self.job.train.save_model:
             ray.train.report(metrics, checkpoint=None)
             return
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save(trainable_state(core), Path(tmp) / "trainable_state.pt")
+            torch.save(trainable_state(self.core), Path(tmp) / "trainable_state.pt")
             (Path(tmp) / "stage.json").write_text(json.dumps(record))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
-    template = template_for(sweep.model.template, tokenizer)
-    eval_sets = {}  # read once, on the first evaluation (pruning evaluates after every epoch)
-
-    def evaluate(abilities=None):
-        if not eval_sets:
-            eval_sets.update(prepared.eval_sets())
-        return run_evaluation(core, tokenizer, sweep.evaluate, eval_sets, template,
-                              eval_id=Path(prepared.eval_path).stem,
-                              cache_dir=Path(prepared.root) / "eval", rank=rank, world=world,
-                              **({"abilities": abilities} if abilities else {}))
-
-    def pruning_report(epoch: int) -> None:
+    def _pruning_report(self, epoch: int) -> None:
         """The objective after an epoch of the final stage, for the sweep's pruner (forwarded to
         Tune by the trial's IntermediateReports callback); every rank reports, rank 0's counts."""
-        from ..search.pruning import EPOCH, INTERMEDIATE
+        import ray.train
 
-        objective = next(iter(sweep.search.objectives))
-        evaluated = evaluate([objective])
+        objective = self.job.prune_objective
+        evaluated = self.evaluate([objective])
         metrics = {INTERMEDIATE: 1, EPOCH: epoch}
         if evaluated is not None:
             metrics[objective] = evaluated[0][objective]
         ray.train.report(metrics, checkpoint=None)
 
-    t_train = time.perf_counter()
-    records = run_stages(model, core, stages, hp, tokenizer.pad_token_id, keys=keys, cache=cache,
-                         rank=rank, world=world, device=device,
-                         autocast_dtype=amp_dtype(tr.dtype, device),
-                         on_stage_end=stage_checkpoint,
-                         on_final_epoch_end=pruning_report if sweep.search.prune else None)
-    train_s = time.perf_counter() - t_train
-    summary = {"stages": records}
 
-    metrics = {f"stage{i}_{k}": v for i, s in enumerate(records)
-               for k, v in s.items() if k != "name"}
-    trained = [s for s in records if not s["cached"]]
-    metrics.update(train_loss=records[-1]["loss"] if records else float("nan"),
-                   train_tokens=sum(s["tokens"] for s in records),
-                   trained_tokens=sum(s["tokens"] for s in trained),
-                   stages_from_cache=sum(s["cached"] for s in records),
-                   param_delta_l2=_param_delta(core, initial), train_seconds=train_s,
-                   setup_seconds=t_train - t_start)
+def train_worker(config: dict) -> None:
+    """What each Ray Train worker runs for one trial."""
+    run = WorkerRun(config[JOB_KEY])
+    run.setup()
+    metrics = run.train()
     t_eval = time.perf_counter()
-    evaluated = evaluate()
-    if evaluated is None:  # not rank 0: its shard of the generations is already gathered
-        ray.train.report(metrics, checkpoint=None)
-        return
-    scores, records_eval, cache_hit = evaluated
-    metrics.update(scores)
+    evaluated = run.evaluate()
     metrics["eval_seconds"] = time.perf_counter() - t_eval
-    metrics["eval_cache_hit"] = int(cache_hit)
-    metrics["general_scorer"] = records_eval["general_scorer"]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        (out / "eval_records.json").write_text(json.dumps(records_eval))
-        (out / "train_summary.json").write_text(json.dumps(summary))
-        (out / "metrics.json").write_text(json.dumps(metrics))
-        if tr.save_model:
-            _save_model(core, tokenizer, out / "model")
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
+    run.report(metrics, evaluated)
 
 
 def _save_model(core, tokenizer, path: Path) -> None:

@@ -1,0 +1,75 @@
+import math
+
+import pytest
+
+from sftmix_ray.evaluate.code import build_program, pass_at_k, score_code
+from sftmix_ray.evaluate.general import token_f1
+from sftmix_ray.evaluate.math import extract_flexible, extract_strict, same_number, score_math
+from sftmix_ray.evaluate.sandbox import Limits, run_program
+
+
+@pytest.mark.parametrize("text,strict,flexible", [
+    ("So 3+4=7.\n#### 7", "7", "7"),
+    ("#### 1,234", "1,234", "1,234"),
+    ("He pays $18.", None, "$18."),
+    ("The answer is 42.", None, "42"),  # the sentence's period is not part of the number
+    ("no number here", None, None),
+    ("#### -5", "-5", "-5"),
+])
+def test_extraction_conventions(text, strict, flexible):
+    assert extract_strict(text) == strict
+    assert extract_flexible(text) == flexible
+
+
+def test_numeric_comparison_tolerates_formatting():
+    assert same_number("1,234", "1234") and same_number("$18.", "18") and same_number("7.0", "7")
+    assert not same_number("8", "7") and not same_number(None, "7")
+
+
+def test_score_math_reports_both_conventions():
+    probs = [{"question": "q", "answer": "x\n#### 7"}, {"question": "q", "answer": "x\n#### 3"}]
+    scores, records = score_math(["so #### 7", "it is 3"], probs)
+    assert scores == {"math": 0.5, "math_flexible": 1.0}
+    assert records[1]["extracted_flexible"] == "3"
+
+
+@pytest.mark.parametrize("n,c,k,expected", [
+    (1, 1, 1, 1.0), (1, 0, 1, 0.0), (10, 5, 1, 0.5), (10, 0, 5, 0.0), (5, 5, 5, 1.0),
+    (10, 3, 2, 1 - (7 * 6) / (10 * 9)),
+])
+def test_pass_at_k_unbiased_estimator(n, c, k, expected):
+    assert math.isclose(pass_at_k(n, c, k), expected, rel_tol=1e-9)
+
+
+PROBLEM = {"task_id": "t/0", "prompt": 'def add_2(x):\n    """Add 2."""\n',
+           "canonical_solution": "    return x + 2\n",
+           "test": "def check(candidate):\n    assert candidate(1) == 3\n", "entry_point": "add_2"}
+
+
+def test_code_scores_full_functions_and_bare_bodies():
+    outs = [["def add_2(x):\n    return x + 2"], ["    return x + 2\n"],
+            ["def add_2(x):\n    return x"]]
+    scores, records = score_code(outs, [PROBLEM] * 3)
+    assert [r["verdict"] for r in records] == ["passed", "passed", "failed"]
+    assert math.isclose(scores["code"], 2 / 3)
+
+
+def test_sandbox_exit_midway_is_a_failure_and_timeouts_are_killed():
+    prog = build_program(PROBLEM, "import sys\nsys.exit(0)\n")
+    assert run_program(prog).status == "failed"
+    prog = build_program(PROBLEM, "import os\nos._exit(0)\n")
+    assert run_program(prog).status == "failed"
+    out = run_program("while True:\n    pass\n", Limits(timeout_s=1))
+    assert out.status == "timeout" and not out.passed
+
+
+def test_sandbox_program_sees_a_scrubbed_environment(monkeypatch):
+    monkeypatch.setenv("SFTMIX_SECRET", "hunter2")
+    prog = "import os\nassert 'SFTMIX_SECRET' not in os.environ\n"
+    assert run_program(prog).passed
+
+
+def test_token_f1():
+    assert token_f1("The opposite of hot is cold.", "The opposite of hot is cold.") == 1.0
+    assert token_f1("", "x") == 0.0
+    assert 0 < token_f1("hot cold", "The opposite of hot is cold.") < 1

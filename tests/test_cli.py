@@ -1,0 +1,51 @@
+"""Command-line overrides are merged into the sweep before it is validated: a bad override exits 2
+naming the field, before anything starts (no Ray, no storage, no MLflow record)."""
+
+import pytest
+from typer.testing import CliRunner
+
+from sftmix_ray.cli import app
+from sftmix_ray.config import ConfigError, load_sweep
+
+
+@pytest.mark.parametrize("args,field,problem", [
+    (["--num-samples", "0"], "search.num_samples", "greater than 0"),
+    (["--max-concurrent", "-3"], "search.max_concurrent", "greater than 0"),
+    (["--storage", "s3://bucket/runs"], "cache_dir", "is a URI"),
+])
+def test_a_bad_override_exits_2_naming_the_field_and_starts_nothing(write_sweep, tmp_path, args,
+                                                                     field, problem):
+    import ray
+
+    path = write_sweep()
+    out = CliRunner().invoke(app, ["run", str(path), *args])
+    assert out.exit_code == 2, out.output
+    assert f"{field}: " in out.output and problem in out.output
+    assert "Traceback" not in out.output
+    assert not ray.is_initialized()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_overrides_are_named_as_such_and_reported_with_the_files_problems(write_sweep):
+    path = write_sweep(train={"lr": -1.0, "epochs": 1, "batch_size": 8, "max_length": 160})
+    with pytest.raises(ConfigError) as exc:
+        load_sweep(path, {"search.num_samples": 0, "search.max_concurrent": None})
+    problems = exc.value.problems
+    assert any(p.startswith("search.num_samples:") and "(set on the command line)" in p
+               for p in problems)
+    assert any(p.startswith("train.lr:") and "command line" not in p for p in problems)
+    assert not any(p.startswith("search.max_concurrent") for p in problems)  # None: not given
+
+
+def test_good_overrides_replace_the_files_values(write_sweep, tmp_path):
+    sweep, _ = load_sweep(write_sweep(), {"search.num_samples": 5, "search.max_concurrent": 2,
+                                          "storage": str(tmp_path / "elsewhere"),
+                                          "tracking.uri": "sqlite:///other.db"})
+    assert (sweep.search.num_samples, sweep.search.max_concurrent) == (5, 2)
+    assert sweep.storage == str(tmp_path / "elsewhere")
+    assert sweep.tracking.uri == "sqlite:///other.db"
+
+
+def test_resume_overrides_are_validated_too(write_sweep):
+    out = CliRunner().invoke(app, ["resume", str(write_sweep()), "--storage", "s3://b/runs"])
+    assert out.exit_code == 2 and "cache_dir: " in out.output
