@@ -18,11 +18,12 @@ def test_a_bad_override_exits_2_naming_the_field_and_starts_nothing(write_sweep,
     import ray
 
     path = write_sweep()
+    ray_before = ray.is_initialized()  # the test process shares one Ray session across tests
     out = CliRunner().invoke(app, ["run", str(path), *args])
     assert out.exit_code == 2, out.output
     assert f"{field}: " in out.output and problem in out.output
     assert "Traceback" not in out.output
-    assert not ray.is_initialized()
+    assert ray.is_initialized() == ray_before  # Ray was not started for this sweep
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
