@@ -19,12 +19,33 @@ err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 1
 
 def _load(path: Path, overrides: dict | None = None):
     """The sweep with command-line overrides merged in before validation (held to the file's
-    rules); exit 2 naming every problem."""
+    rules), and its mixtures checked against the domain sizes known before anything is
+    prepared; exit 2 naming every problem."""
+    from .config.checks import size_problems
+    from .data.sizes import sizes_before_preparing
+
     try:
-        return load_sweep(path, overrides)
+        sweep, space = load_sweep(path, overrides)
+        problems = size_problems(space, sweep, sizes_before_preparing(sweep))
+        if problems:
+            raise ConfigError(str(path), problems)
+        return sweep, space
     except ConfigError as exc:
-        err.print(f"[red]invalid sweep[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        _refuse(exc)
+
+
+def _quiet_libraries(quiet: bool) -> None:
+    """MLflow announces creating its SQLite tables at INFO: noise to a user watching a sweep."""
+    if quiet:
+        import logging
+
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _refuse(exc: ConfigError):
+    err.print(f"[red]invalid sweep[/red] {exc}", highlight=False)
+    raise typer.Exit(2) from None
 
 
 @app.command()
@@ -59,7 +80,10 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
               f"({sweep.search.algorithm}), MLflow at {resolve_uri(sweep.tracking.uri)}",
               highlight=False)
     try:
+        _quiet_libraries(not verbose)
         outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose)
+    except ConfigError as exc:  # mixtures larger than the prepared domains
+        _refuse(exc)
     except (DataError, TemplateError, BenchmarkError) as exc:
         err.print(f"[red]cannot prepare the data[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -89,6 +113,7 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
     err.print(f"resuming sweep {sweep.name!r} from "
               f"{experiment_location(sweep.storage, sweep.name)}", highlight=False)
     try:
+        _quiet_libraries(not verbose)
         outcome = run_sweep(sweep, space, address=address, console=err, quiet_ray=not verbose,
                             resume=True)
     except (ResumeError, DataError) as exc:
@@ -250,7 +275,9 @@ def print_answer(outcome, objectives: list[str]) -> None:
     console.print(f"Pareto front: {len(outcome.front)} of {len(outcome.rows)} trials. "
                   f"MLflow: parent run {outcome.parent_run_id} in experiment "
                   f"{outcome.experiment_id} at {outcome.tracking_uri}", highlight=False)
-    console.print(f"Browse: mlflow ui --backend-store-uri {outcome.tracking_uri}", highlight=False)
+    console.print(f"Browse: mlflow ui --backend-store-uri {outcome.tracking_uri} → experiment "
+                  f"{outcome.experiment_name!r}, view 'Model training' (filter "
+                  f'tags.pareto_front = "true" for the front)', highlight=False)
     console.print(f"Report: sftmix report --sweep {outcome.parent_run_id} --tracking-uri "
                   f"{outcome.tracking_uri}", highlight=False)
 

@@ -14,7 +14,9 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .checks import size_problems
 from .point import TrialPoint
+from .presets import LAB_DEFAULT_POOL
 from .schema import SweepConfig
 from .space import SearchSpace
 
@@ -83,13 +85,37 @@ def format_errors(model: type[BaseModel], err: ValidationError) -> list[str]:
 
 
 def read_yaml(path: str | Path) -> Any:
+    """The file's data; a key given twice in one mapping is an error (YAML would keep the last
+    silently), named by its path and lines."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(path), [f"file not found: {path}"])
     try:
-        return yaml.safe_load(p.read_text())
+        text = p.read_text()
+        duplicates = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), ())
+        if duplicates:
+            raise ConfigError(str(path), duplicates)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+
+
+def _duplicate_keys(node, path: tuple) -> list[str]:
+    problems = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            here = ".".join(map(str, (*path, key)))
+            if key in seen:
+                problems.append(f"{here}: duplicate key (lines {seen[key] + 1} and "
+                                f"{key_node.start_mark.line + 1}); YAML would keep only the last")
+            seen.setdefault(key, key_node.start_mark.line)
+            problems += _duplicate_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _duplicate_keys(item, (*path[:-1], f"{path[-1]}[{i}]") if path else (i,))
+    return problems
 
 
 def validate_data(model: type[BaseModel], data: Any, source: str):
@@ -164,7 +190,7 @@ def resolve_relative(ref: str, sweep_path: Path) -> Path:
 
 
 def check_space_against_sweep(space: SearchSpace, sweep: SweepConfig) -> list[str]:
-    problems = []
+    problems = size_problems(space, sweep, lab_pool_sizes(sweep))
     for d in space.domains:
         if d not in sweep.domains:
             problems.append(f"search.space.domains: {d!r} is not declared under 'domains' "
@@ -208,3 +234,8 @@ def check_space_against_sweep(space: SearchSpace, sweep: SweepConfig) -> list[st
     return problems
 
 
+def lab_pool_sizes(sweep: SweepConfig) -> dict[str, tuple[int, str]]:
+    """The sizes known from the sweep file alone: lab pools (files are counted by `data.sizes`
+    before a run, every domain after preparation)."""
+    return {n: (d.pool or LAB_DEFAULT_POOL, "its lab pool") for n, d in sweep.domains.items()
+            if d.is_lab}

@@ -25,5 +25,8 @@ PRESETS: dict[str, dict] = {
                  "format": "sharegpt"},
 }
 
+# Training samples a lab domain generates unless its `pool` says otherwise.
+LAB_DEFAULT_POOL = 4000
+
 # What each lab generator emits; a lab domain's format must be this one.
 LAB_FORMATS = {"math": "gsm8k", "code": "alpaca", "general": "sharegpt"}

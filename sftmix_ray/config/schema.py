@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..storage import is_uri
+from .checks import JUDGE_SCHEMES, TRACKING_SCHEMES, metric_problems, storage_problems, uri_problem
 from .presets import FORMATS, LAB_FORMATS, PRESETS
 
 ABILITY_NAMES = ("math", "code", "general")  # what a trial evaluates (evaluate.abilities)
@@ -170,10 +171,17 @@ class CodeBenchConfig(BenchConfig):
 class JudgeConfig(Strict):
     base_url: str = Field(description="an OpenAI-compatible endpoint, e.g. http://host:8000/v1")
     model: str = Field(description="the judge model's name at that endpoint")
-    api_key_env: str = Field("SFTMIX_JUDGE_API_KEY", description="env var holding the API key "
-                             "(OPENAI_API_KEY is tried next)")
-    timeout_s: float = Field(60.0, gt=0)
+    api_key_env: str = Field("SFTMIX_JUDGE_API_KEY", description="env var holding the API key; "
+                             "OPENAI_API_KEY is tried next only when base_url is "
+                             "https://api.openai.com, never sent to another endpoint")
+    timeout_s: float = Field(60.0, gt=0, description="seconds for one request, whole: connect, "
+                             "send and the full reply; a grade's tries and waits together get "
+                             "(max_retries + 1) times this")
     max_retries: int = Field(4, ge=0)
+    max_failed_share: float = Field(0.1, ge=0, le=1, description="a grade the judge fails (a "
+                                    "4xx, tries spent, a malformed reply, a deadline) is "
+                                    "recorded as -1 and left out of the mean; the evaluation "
+                                    "fails when more than this share of grades fail")
 
 
 class EvaluateConfig(Strict):
@@ -283,6 +291,11 @@ class SweepConfig(Strict):
         if not self.domains:
             raise ValueError("domains: declare at least one domain")
         problems = []
+        problems += uri_problem("tracking.uri", self.tracking.uri, TRACKING_SCHEMES)
+        if self.evaluate.judge is not None:
+            problems += uri_problem("evaluate.judge.base_url", self.evaluate.judge.base_url,
+                                    JUDGE_SCHEMES)
+        problems += storage_problems(self) + metric_problems(self)
         if is_uri(self.storage) and not self.cache_dir:
             problems.append(f"cache_dir: storage {self.storage!r} is a URI, so the caches need "
                             f"a directory every node sees (e.g. an NFS path)")

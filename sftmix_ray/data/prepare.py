@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import publish_dir, write_atomic
-from ..config.presets import LAB_FORMATS
+from ..config.presets import LAB_DEFAULT_POOL, LAB_FORMATS
 from ..digests import digest, file_digest
 from . import lab
 from .formats import SKIP_REASONS, MalformedRow, to_messages
@@ -23,7 +23,6 @@ from .template import template_for
 from .tokenize import TokenizedDomain, tokenize_conversations
 
 CACHE_VERSION = 2
-LAB_DEFAULT_POOL = 4000
 LAB_TOKENIZER_CORPUS = 2000  # conversations per domain the lab BPE is fitted on
 _TABLE_TYPES = {".parquet": "parquet", ".arrow": "arrow"}
 _JSON_TYPES = (".json", ".jsonl")

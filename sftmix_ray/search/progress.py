@@ -23,11 +23,12 @@ class ProgressCallback(Callback):
     def __getstate__(self):
         return {**self.__dict__, "console": None}
 
-    def _line(self, trial, verdict: str) -> None:
+    def _line(self, trial, trials, verdict: str) -> None:
         if self.console is None:
             from rich.console import Console
             self.console = Console(stderr=True)
-        self.done += 1
+        # Counted from Tune's own list, so a resumed sweep goes on from the trials it restored.
+        self.done = max(self.done + 1, sum(t.is_finished() for t in trials))
         point = TrialPoint.of_trial(trial.config)
         took = time.time() - self.started.get(trial.trial_id, self.t0)
         self.console.print(f"[{self.done}/{self.total}] {trial.trial_id} {point.strategy}"
@@ -36,12 +37,16 @@ class ProgressCallback(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started[trial.trial_id] = time.time()
+        if self.console is not None:
+            point = TrialPoint.of_trial(trial.config)
+            self.console.print(f"[dim]… {trial.trial_id} {point.strategy}{point.settings()} "
+                               f"{point.describe()}: training[/dim]", highlight=False)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result or {}
         scores = " ".join(f"{o}={r.get(o, float('nan')):.3f}" for o in self.objectives)
-        self._line(trial, f"pruned after epoch {r.get(EPOCH)} ({scores})" if is_intermediate(r)
-                   else scores)
+        self._line(trial, trials, f"pruned after epoch {r.get(EPOCH)} ({scores})"
+                   if is_intermediate(r) else scores)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trial, "[red]FAILED[/red]")
+        self._line(trial, trials, "[red]FAILED[/red]")

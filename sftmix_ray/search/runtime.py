@@ -30,16 +30,16 @@ def ensure_ray(address: str | None = None, quiet: bool = True) -> None:
         os.environ.setdefault(key, value)  # inherited by a local cluster's processes
     joining = address is not None or os.environ.get("RAY_ADDRESS")
     token = Path.home() / ".ray" / "auth_token"
-    if joining and "RAY_AUTH_MODE" not in os.environ and token.is_file():
-        # `ray start` turns token auth on when this token file exists, but a driver joining the
-        # cluster does not send it unless told to (ray 2.60), and is refused as unauthenticated.
-        # Ray caches its config at import, so the mode is refreshed through Ray's own helper.
-        os.environ["RAY_AUTH_MODE"] = "token"
-        try:
-            from ray._private.authentication.authentication_token_setup import _enable_token_auth
-            _enable_token_auth()
-        except ImportError:  # pragma: no cover - the env var alone, for a Ray without it
-            pass
+    if "RAY_AUTH_MODE" not in os.environ and (not joining or token.is_file()):
+        # Joining: `ray start` turns token auth on when this token file exists, but a driver
+        # joining the cluster does not send it unless told to (ray 2.60), and is refused.
+        # Local: Ray's default (token auth), stated explicitly, so Ray skips its notice about
+        # the default, which reads like a problem on a laptop run.
+        _token_auth_on()
+    if quiet:
+        # Tune's console reporter prints a settings table and a TensorBoard hint, neither of
+        # which this tool's own progress lines need; its legacy reporter at verbose=0 is silent.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     env_vars = {k: os.environ[k] for k in FAST_TRAIN_ENV}
     ray.init(address=address, include_dashboard=False, log_to_driver=not quiet,
              runtime_env={"env_vars": env_vars}, configure_logging=not quiet,
@@ -55,3 +55,14 @@ def trial_capacity(per_trial: dict[str, float], driver_cpu: float = 0.01) -> int
     need = {"CPU": per_trial.get("CPU", 0) + driver_cpu, "GPU": per_trial.get("GPU", 0)}
     fits = [math.floor(total.get(r, 0) / n + 1e-9) for r, n in need.items() if n > 0]
     return max(0, min(fits)) if fits else 1
+
+
+def _token_auth_on() -> None:
+    """Token auth for this process and the cluster processes it starts. Ray caches its config at
+    import, so the mode is refreshed through Ray's own helper, not only the env var."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+    except ImportError:  # pragma: no cover - a Ray without token auth
+        return
+    _enable_token_auth()

@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..analysis.front import analyze
+from ..config.checks import size_problems
+from ..config.load import ConfigError
 from ..config.point import POINT_KEY
 from ..config.schema import SweepConfig
 from ..config.space import SearchSpace
 from ..data.prepare import prepare
+from ..data.sizes import sizes_after_preparing
 from ..evaluate.sets import prepare_eval_sets
 from ..storage import cache_root, experiment_location, is_uri, state_dir, storage_root, uri_exists
 from ..tracking.front import record_front
@@ -39,6 +42,7 @@ class SweepOutcome:
     rows: list[dict] = field(default_factory=list)  # one per trial
     front: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    experiment_name: str = ""
 
 
 class ResumeError(ValueError):
@@ -62,7 +66,15 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     if not resume:
         _keep_earlier_run_aside(sweep, experiment, exp_dir, console)
     cache = cache_root(sweep.storage, sweep.cache_dir)
+    say = _announcer(console)
+    say(f"preparing data: {len(sweep.domains)} domains and the evaluation sets "
+        f"(tokenized once, then cached under {cache})")
     prepared, eval_sets = prepare(sweep, cache), prepare_eval_sets(sweep.evaluate, cache)
+    say(f"data ready: {', '.join(prepared.built) or 'nothing'} tokenized, "
+        f"{len(prepared.domains) - len(prepared.built)} from the cache")
+    too_large = size_problems(space, sweep, sizes_after_preparing(prepared))
+    if too_large:  # before any record or Ray: hub domains are sized only now
+        raise ConfigError(sweep.name, too_large)
     tracker = SweepTracker(resolve_uri(sweep.tracking.uri), experiment_name(sweep), sweep.name,
                            tags={"sftmix.data_key": prepared.key,
                                  "sftmix.search": sweep.search.algorithm},
@@ -74,7 +86,9 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         _write_state(exp_dir, tracker)
     status = "FAILED"
     try:
+        say(f"joining Ray at {address}" if address else "starting Ray on this machine")
         ensure_ray(address, quiet=quiet_ray)
+        say("Ray is up; the first trial trains now")
         trainable = _trainable(sweep, space, prepared, eval_sets, experiment)
         tuner = _restored_tuner(experiment, trainable) if resume else \
             _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir, console)
@@ -84,6 +98,17 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         return outcome
     finally:
         tracker.finish(status)
+
+
+def _announcer(console):
+    """Progress before the first trial ends: each step as it starts, with the time so far."""
+    t0 = time.time()
+
+    def say(message: str) -> None:
+        if console is not None:
+            console.print(f"[dim]{time.time() - t0:5.1f}s[/dim] {message}", highlight=False)
+
+    return say
 
 
 def _resume_state(experiment: str, exp_dir: Path, sweep: SweepConfig) -> dict:
@@ -172,7 +197,7 @@ def _answer(sweep, tracker, sweep_params, exp_dir: Path, t0: float) -> SweepOutc
     rows = answer_rows(runs, analysis, list(objectives))
     front = [r for r in rows if r["pareto_front"]]
     return SweepOutcome(tracker.parent_id, tracker.experiment_id, tracker.uri, rows, front,
-                        time.time() - t0)
+                        time.time() - t0, experiment_name(sweep))
 
 
 def _keep_earlier_run_aside(sweep, experiment: str, exp_dir: Path, console) -> None:

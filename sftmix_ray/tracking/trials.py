@@ -15,6 +15,7 @@ from ray.tune import Callback
 
 from ..config.point import TrialPoint
 from ..config.schema import ABILITY_NAMES
+from ..redact import redact
 from ..storage import fetch_files, is_uri, uri_exists
 from ..train.reports import EPOCH, is_intermediate
 from .store import PARENT_TAG, child_runs
@@ -151,7 +152,8 @@ class MLflowTrialCallback(Callback):
             return
         run_id, message = entry["run_id"], ""
         if trial.error_file and Path(trial.error_file).is_file():
-            message = _ANSI.sub("", Path(trial.error_file).read_text())
+            # A traceback may quote a key (a judge's 401 body, an env dump): cut secrets out.
+            message = redact(_ANSI.sub("", Path(trial.error_file).read_text()))
         entry.update(status="failed", error=_last_line(message))
         # The reason as a tag (filterable in the UI), the whole traceback as an artifact.
         self.t.client.set_tag(run_id, "sftmix.error", entry["error"])

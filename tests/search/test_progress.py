@@ -28,7 +28,8 @@ def test_a_finished_trial_shows_its_point_and_scores():
                       "amount": 200, "train": {"lr": 0.001}}, {"math": 0.5, "code": 0.125})
     cb.on_trial_start(0, [], t)
     cb.on_trial_complete(0, [], t)
-    line = buf.getvalue()
+    started, line = buf.getvalue().splitlines()
+    assert started == "… t1 dmt k=0.25 lr=0.001 n=200 math=0.50 code=0.50: training"
     assert line.startswith("[1/3] t1 dmt k=0.25 lr=0.001 n=200 math=0.50 code=0.50 → ")
     assert "math=0.500 code=0.125" in line
 
@@ -54,3 +55,17 @@ def test_the_callback_pickles_without_its_console():
     again.on_trial_complete(0, [], _trial("t4", {"strategy": "multi_task",
                                                  "counts": {"math": 1}}, {"math": 1, "code": 1}))
     assert again.done == 1
+
+
+def test_a_resumed_sweep_counts_on_from_the_trials_it_restored():
+    cb, buf = _callback(total=8)
+    restored = []
+    for i in range(3):  # finished before the driver died; Tune restores them as finished
+        t = _trial(f"r{i}", {"strategy": "multi_task", "counts": {"math": 1}})
+        t.set_status(Trial.TERMINATED)
+        restored.append(t)
+    running = _trial("t9", {"strategy": "multi_task", "counts": {"math": 2}},
+                     {"math": 0.5, "code": 0.5})
+    running.set_status(Trial.TERMINATED)
+    cb.on_trial_complete(0, [*restored, running], running)
+    assert buf.getvalue().startswith("[4/8] t9 ")

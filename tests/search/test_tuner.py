@@ -26,6 +26,12 @@ def test_two_trial_sweep_trains_scores_and_tracks(write_sweep):
     children = _runs(outcome.tracking_uri, outcome.parent_run_id)
     assert len(children) == 2
     assert (children["status"] == "FINISHED").all()
+    # what the config checks accept as objectives is what every trial really reports
+    from sftmix_ray.config.checks import trial_metrics
+
+    reported = {c.removeprefix("metrics.") for c in children.columns
+                if c.startswith("metrics.") and children[c].notna().all()}
+    assert trial_metrics(sweep) <= reported, trial_metrics(sweep) - reported
     for _, run in children.iterrows():
         for ability in ("math", "code", "general"):
             value = run[f"metrics.{ability}"]
@@ -86,7 +92,10 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(write_sweep):
     assert manifest["hash"] == ok["tags.sftmix.manifest_hash"]
 
 
-def test_a_trial_whose_loss_turns_nan_is_recorded_failed(write_sweep):
+def test_a_trial_whose_loss_turns_nan_is_recorded_failed(write_sweep, monkeypatch):
+    # A secret in the driver's environment whose value the failure's message happens to quote:
+    # the error tag and the traceback artifact carry [redacted] instead.
+    monkeypatch.setenv("SFTMIX_CANARY_TOKEN", "became nan at")
     space = {"domains": ["math", "code", "general"], "ratio": {"kind": "fixed",
              "fixed": {"math": 1, "code": 1, "general": 1}},
              "amount": {"choices": [60]}, "strategies": {"multi_task": {}}}
@@ -98,7 +107,9 @@ def test_a_trial_whose_loss_turns_nan_is_recorded_failed(write_sweep):
     assert [r["status"] for r in outcome.rows] == ["failed"] and outcome.front == []
     run = _runs(outcome.tracking_uri, outcome.parent_run_id).iloc[0]
     assert run["status"] == "FAILED"
-    assert "FloatingPointError: loss became nan at stage 'multi_task'" in run["tags.sftmix.error"]
+    assert "FloatingPointError: loss [redacted] stage 'multi_task'" in run["tags.sftmix.error"]
+    trace = mlflow.artifacts.load_text(f"runs:/{run['run_id']}/error.txt")
+    assert "became nan at" not in trace and "[redacted]" in trace
 
 
 def test_a_two_worker_ddp_trial_trains_shards_generation_and_reports(write_sweep):
