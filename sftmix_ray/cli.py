@@ -200,6 +200,8 @@ def pareto(sweep: Optional[str] = typer.Option(None, help="the sweep's parent ru
                                                    "the worst value for min objectives"),
            tracking_uri: Optional[str] = typer.Option(None, help="MLflow URI; default "
                                                                  "sqlite:///mlflow.db"),
+           by: str = typer.Option("mean", help="rank by the scores (mean) or by their "
+                                                "pessimistic 95% bounds (lower)"),
            tag: bool = typer.Option(True, help="tag runs pareto_front / pareto_rank")):
     """The Pareto front of a sweep (or an experiment): table, ranks, hypervolume, MLflow tags."""
     from .analysis.front import analyze, parse_objectives
@@ -212,17 +214,20 @@ def pareto(sweep: Optional[str] = typer.Option(None, help="the sweep's parent ru
         objs = parse_objectives(objectives)
         ref = [float(x) for x in reference.split(",")] if reference else None
         parent, runs = load_runs(uri, sweep=sweep, experiment=experiment)
-        result = analyze(runs, objs, ref)
+        result = analyze(runs, objs, ref, by=by)
     except (ValueError, RunsError) as exc:
         err.print(f"[red]cannot analyze[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
     names = {r.run_id: r.name for r in runs}
-    table = Table(title=f"{len(result.run_ids)} runs; ★ = Pareto front (rank 1)")
+    table = Table(title=f"{len(result.run_ids)} runs by {result.by}; ★ = Pareto front (rank 1), "
+                        f"≈ = off the front but within noise of it")
     for col in ["", "run", "rank", *objs]:
         table.add_column(col)
     order = sorted(range(len(result.run_ids)), key=lambda i: (result.ranks[i], result.run_ids[i]))
+    noise = set(result.within_noise)
     for i in order:
-        table.add_row("★" if result.on_front[i] else "", names[result.run_ids[i]],
+        mark = "★" if result.on_front[i] else "≈" if result.run_ids[i] in noise else ""
+        table.add_row(mark, names[result.run_ids[i]],
                       str(result.ranks[i]), *[f"{v:.4f}" for v in result.values[i]])
     console.print(table)
     ref_text = ", ".join(f"{n}={v:g}" for n, v in zip(objs, result.reference))

@@ -13,6 +13,11 @@ def digest(obj, length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+def bytes_digest(data: bytes, length: int = 16) -> str:
+    """SHA-256 of raw bytes (index arrays, template sources)."""
+    return hashlib.sha256(data).hexdigest()[:length]
+
+
 def file_digest(path: str | Path, length: int = 16) -> str:
     """SHA-256 of a file's bytes, read in blocks so a large file costs no memory."""
     h = hashlib.sha256()

@@ -21,6 +21,9 @@ class FrontAnalysis:
     reference: list[float]
     hypervolume: float
     missing: list[str] = field(default_factory=list)  # runs lacking an objective
+    by: str = "mean"                        # ranked by scores, or by their pessimistic bounds
+    within_noise: list[str] = field(default_factory=list)  # off the front, not beaten beyond
+                                                            # the intervals by any front member
 
     def front_ids(self) -> list[str]:
         return [r for r, f in zip(self.run_ids, self.on_front) if f]
@@ -39,16 +42,36 @@ def parse_objectives(text: str) -> dict[str, str]:
     return out
 
 
-def analyze(runs, objectives: dict[str, str], reference: list[float] | None = None
-            ) -> FrontAnalysis:
+BY = ("mean", "lower")  # rank by the score, or by its pessimistic bound (low for max, high for min)
+
+
+def _bound(run, name: str, direction: str, side: str):
+    """The score itself, or an end of its interval: `worst` (low for a maximized objective,
+    high for a minimized one) or `best`; None when the run has no interval for it."""
+    if side == "mean":
+        return run.metrics.get(name)
+    low_end = (side == "worst") == (direction == "max")
+    return run.metrics.get(f"{name}_ci_low" if low_end else f"{name}_ci_high")
+
+
+def _finite(values) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def analyze(runs, objectives: dict[str, str], reference: list[float] | None = None,
+            by: str = "mean") -> FrontAnalysis:
+    """The front over each run's scores (`by="mean"`) or over their pessimistic bounds
+    (`by="lower"`: a run ranks by what its interval guarantees)."""
+    if by not in BY:
+        raise ValueError(f"--by: {by!r} is not one of {', '.join(BY)}")
     names = list(objectives)
     maximize = [objectives[n] == "max" for n in names]
+    side = "worst" if by == "lower" else "mean"
     usable, missing = [], []
     for r in runs:
-        vals = [r.metrics.get(n) for n in names]
-        if r.status in ("FINISHED", None) and all(isinstance(v, (int, float)) and math.isfinite(v)
-                                                   for v in vals):
-            usable.append((r.run_id, vals))
+        vals = [_bound(r, n, objectives[n], side) for n in names]
+        if r.status in ("FINISHED", None) and _finite(vals):
+            usable.append((r, vals))
         else:
             missing.append(r.run_id)
     values = np.array([v for _, v in usable], dtype=float).reshape(len(usable), len(names))
@@ -56,9 +79,38 @@ def analyze(runs, objectives: dict[str, str], reference: list[float] | None = No
         raise ValueError(f"--reference: {len(reference)} values for {len(names)} objectives")
     if not usable:
         return FrontAnalysis(objectives, [], values, np.zeros(0, bool), np.zeros(0, int),
-                             list(reference or []), 0.0, missing)
+                             list(reference or []), 0.0, missing, by=by)
     ref = list(reference) if reference is not None else default_reference(values, maximize)
-    hv = hypervolume_of(values, maximize, ref)
-    return FrontAnalysis(objectives, [u for u, _ in usable], values,
-                         pareto_mask(values, maximize), pareto_ranks(values, maximize), ref, hv,
-                         missing)
+    on_front = pareto_mask(values, maximize)
+    return FrontAnalysis(objectives, [r.run_id for r, _ in usable], values, on_front,
+                         pareto_ranks(values, maximize), ref,
+                         hypervolume_of(values, maximize, ref), missing, by=by,
+                         within_noise=_within_noise([r for r, _ in usable], on_front,
+                                                    objectives))
+
+
+def _within_noise(runs, on_front, objectives: dict[str, str]) -> list[str]:
+    """Runs off the front that no front member beats beyond the intervals: even at their best
+    bounds against a member's worst, no member dominates them. Runs without intervals are
+    compared on their scores."""
+    def at(run, side):
+        vals = [_bound(run, n, d, side) for n, d in objectives.items()]
+        return vals if _finite(vals) else [run.metrics[n] for n in objectives]
+
+    maximize = [d == "max" for d in objectives.values()]
+    front = [r for r, f in zip(runs, on_front) if f]
+    out = []
+    for run, f in zip(runs, on_front):
+        if f:
+            continue
+        best = at(run, "best")
+        beaten = any(_dominates(at(m, "worst"), best, maximize) for m in front)
+        if not beaten:
+            out.append(run.run_id)
+    return out
+
+
+def _dominates(a: list[float], b: list[float], maximize: list[bool]) -> bool:
+    better = [(x >= y) if up else (x <= y) for x, y, up in zip(a, b, maximize)]
+    strictly = [(x > y) if up else (x < y) for x, y, up in zip(a, b, maximize)]
+    return all(better) and any(strictly)

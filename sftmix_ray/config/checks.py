@@ -37,6 +37,8 @@ def trial_metrics(sweep) -> set[str]:
              "setup_seconds", "eval_seconds", "eval_cache_hit"}
     names |= {f"code_pass_at_{k}" for k in sweep.evaluate.code.k}
     names |= {f"samples_{d}" for d in sweep.domains}
+    names |= {f"{a}_{part}" for a in ("math", "code", "general")  # evaluate.intervals
+              for part in ("ci_low", "ci_high", "n")}
     if sweep.evaluate.general.source == "mt_bench":
         names |= {"mt_bench_turn1", "mt_bench_turn2", "mt_bench_unparsed"} \
             if sweep.evaluate.judge is not None else {"general_references"}

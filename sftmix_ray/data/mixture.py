@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from ..digests import bytes_digest
+
 MIXTURE_KINDS = ("ratio", "fractions", "counts")
 
 
@@ -104,4 +106,4 @@ def select_indices(domain: str, size: int, count: int, seed: int) -> np.ndarray:
 
 
 def selection_digest(indices: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+    return bytes_digest(np.ascontiguousarray(indices, dtype=np.int64).tobytes())

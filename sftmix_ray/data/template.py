@@ -8,9 +8,10 @@ a configured file), split into segments by rendering growing prefixes of the con
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..digests import bytes_digest
 
 
 class TemplateError(ValueError):
@@ -97,7 +98,7 @@ class ChatTemplate:
         return self._render(messages, True)
 
     def spec(self) -> dict:
-        return {"kind": "jinja", "sha256": hashlib.sha256(self.source.encode()).hexdigest()}
+        return {"kind": "jinja", "sha256": bytes_digest(self.source.encode(), length=64)}
 
 
 def template_for(choice: str, tokenizer):

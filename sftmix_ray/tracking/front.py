@@ -23,6 +23,9 @@ def record_front(tracking_uri: str, analysis, runs: list, parent_id: str | None 
     for run_id in analysis.missing:
         client.set_tag(run_id, "pareto_front", "false")
         client.set_tag(run_id, "pareto_rank", "none")
+    noise = set(analysis.within_noise)
+    for run_id in analysis.run_ids:
+        client.set_tag(run_id, "pareto_within_noise", str(run_id in noise).lower())
     if parent_id is None:
         return
     statuses = [run_status(r) for r in runs]
@@ -36,13 +39,16 @@ def record_front(tracking_uri: str, analysis, runs: list, parent_id: str | None 
 
 
 def summary(analysis, runs: list) -> dict:
-    """The `pareto.json` schema: objectives, reference point, hypervolume, the front's run ids,
-    every run that carries the objectives (rank, front, values, status, trial id), and the runs
-    left out for lacking one."""
+    """The `pareto.json` schema: objectives, what ranked them (`by`: scores or their pessimistic
+    bounds), reference point, hypervolume, the front's run ids, the runs off the front but within
+    noise of it, every run that carries the objectives (rank, front, values, status, trial id),
+    and the runs left out for lacking one."""
     names = list(analysis.objectives)
     by_id = {r.run_id: r for r in runs}
-    return {"objectives": analysis.objectives, "reference": analysis.reference,
+    return {"objectives": analysis.objectives, "by": analysis.by,
+            "reference": analysis.reference,
             "hypervolume": analysis.hypervolume, "front": analysis.front_ids(),
+            "within_noise": analysis.within_noise,
             "runs": [{"run_id": rid, "name": by_id[rid].name if rid in by_id else rid,
                       "trial_id": by_id[rid].tags.get("sftmix.trial_id") if rid in by_id else None,
                       "status": run_status(by_id[rid]) if rid in by_id else "ok",

@@ -48,3 +48,36 @@ def test_no_usable_runs_and_bad_input():
         parse_objectives("math:up")
     with pytest.raises(ValueError, match="2 values for 3 objectives"):
         analyze([run("A", math=1, code=1, general=1)], {**TWO, "general": "max"}, [0, 0])
+
+
+def ci(rid, **scores):
+    """A run with each score's interval: name=(score, low, high)."""
+    metrics = {}
+    for name, (mean, low, high) in scores.items():
+        metrics.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
+    return Run(rid, rid, "FINISHED", metrics=metrics)
+
+
+def test_runs_within_noise_of_the_front_are_named():
+    runs = [ci("A", math=(0.50, 0.40, 0.60), code=(0.50, 0.40, 0.60)),
+            ci("B", math=(0.45, 0.35, 0.55), code=(0.45, 0.35, 0.55)),  # overlaps A
+            ci("C", math=(0.10, 0.05, 0.15), code=(0.10, 0.05, 0.15)),  # clearly behind A
+            run("D", math=0.30, code=0.30),  # no interval: its scores, below A's lower bounds
+            run("E", math=0.44, code=0.44)]  # no interval, but above A's lower bounds
+    a = analyze(runs, TWO)
+    assert a.front_ids() == ["A"] and a.within_noise == ["B", "E"]
+
+
+def test_the_front_over_pessimistic_bounds():
+    runs = [ci("wide", math=(0.60, 0.20, 0.95), code=(0.5, 0.45, 0.55)),
+            ci("narrow", math=(0.55, 0.50, 0.60), code=(0.5, 0.46, 0.54))]
+    assert analyze(runs, TWO).front_ids() == ["wide"]  # the higher mean wins on scores
+    lower = analyze(runs, TWO, by="lower")
+    assert lower.front_ids() == ["narrow"] and lower.by == "lower"  # its bound is surer
+    assert lower.values.tolist() == [[0.20, 0.45], [0.50, 0.46]]
+    # a minimized objective's pessimistic end is its upper bound
+    loss = analyze([ci("x", loss=(1.0, 0.8, 1.5)), ci("y", loss=(1.1, 1.05, 1.2))],
+                   {"loss": "min"}, by="lower")
+    assert loss.front_ids() == ["y"]
+    with pytest.raises(ValueError, match="--by"):
+        analyze(runs, TWO, by="median")

@@ -56,7 +56,8 @@ def test_two_trial_sweep_trains_scores_and_tracks(write_sweep):
     assert {r["trial_id"] for r in outcome.front} <= {r["trial_id"] for r in outcome.rows}
     # the answer `sftmix pareto` would write: one schema, trial ids included
     answer = mlflow.artifacts.load_dict(f"runs:/{outcome.parent_run_id}/pareto.json")
-    assert set(answer) == {"objectives", "reference", "hypervolume", "front", "runs", "missing"}
+    assert set(answer) == {"objectives", "by", "reference", "hypervolume", "front",
+                           "within_noise", "runs", "missing"}
     assert {r["trial_id"] for r in answer["runs"]} == {r["trial_id"] for r in outcome.rows}
     assert sorted(answer["front"]) == sorted(r["run_id"] for r in outcome.front)
 

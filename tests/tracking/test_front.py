@@ -10,7 +10,8 @@ from sftmix_ray.tracking.front import record_front, run_status
 from sftmix_ray.tracking.runs import load_runs
 from sftmix_ray.tracking.store import child_runs, experiment_id, resolve_uri
 
-SCHEMA = {"objectives", "reference", "hypervolume", "front", "runs", "missing"}
+SCHEMA = {"objectives", "by", "reference", "hypervolume", "front", "within_noise", "runs",
+          "missing"}
 
 
 def _store(tmp_path):
