@@ -147,6 +147,7 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
     from pydantic import ValidationError
 
     from .evaluate.benchmarks import BenchmarkError
+    from .evaluate.judge import JudgeError
     from .evaluate.standalone import eval_config, evaluate_model, parse_benchmarks
     from .tracking.evals import log_to_mlflow
     from .tracking.store import resolve_uri
@@ -166,7 +167,7 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
         result = evaluate_model(model, names, cfg, template=template,
                                 cache_dir=None if no_cache else cache_dir,
                                 out_dir=out)
-    except (BenchmarkError, OSError) as exc:
+    except (BenchmarkError, JudgeError, OSError) as exc:
         err.print(f"[red]cannot evaluate[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
     uri = resolve_uri(tracking_uri)

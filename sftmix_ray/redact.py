@@ -4,7 +4,10 @@ messages (a server may echo the key it was sent in a 401 body; a traceback may q
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import re
 
 # An environment variable whose name contains one of these holds a secret.
 SECRET_NAME_PARTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
@@ -21,11 +24,30 @@ def secret_values(names: tuple[str, ...] | list[str] = ()) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+def _char(c: str) -> str:
+    """A pattern for one character of a secret as a server or serializer may echo it: itself,
+    percent-encoded (URLs, form bodies), JSON-escaped (\\uXXXX, \\/), or "+" for a space."""
+    forms = {re.escape(c), "".join(f"%{b:02x}" for b in c.encode()),
+             re.escape(json.dumps(c)[1:-1]), re.escape(f"\\u{ord(c):04x}")}
+    if c == "/":
+        forms.add(re.escape("\\/"))
+    if c == " ":
+        forms.add(re.escape("+"))
+    return "(?:" + "|".join(sorted(forms, key=len, reverse=True)) + ")"
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern:
+    # longest first, so a secret that contains another is cut whole; case-blind, so hex digits in
+    # either case match (and a secret echoed upper-cased is cut too)
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    return re.compile("|".join("".join(_char(c) for c in s) for s in ordered), re.IGNORECASE)
+
+
 def redact(text: str, secrets: list[str] | None = None, names: tuple[str, ...] = ()) -> str:
-    """`text` with every secret value replaced by [redacted]."""
-    if not text:
+    """`text` with every secret value replaced by [redacted], in whichever of its echoed forms
+    (verbatim, percent-encoded, JSON-escaped, or a mix of them) it appears."""
+    values = tuple(v for v in (secrets if secrets is not None else secret_values(names)) if v)
+    if not text or not values:
         return text
-    for value in secrets if secrets is not None else secret_values(names):
-        if value:
-            text = text.replace(value, MARK)
-    return text
+    return _pattern(values).sub(MARK, text)

@@ -40,7 +40,8 @@ def trial_metrics(sweep) -> set[str]:
     names |= {f"{a}_{part}" for a in ("math", "code", "general")  # evaluate.intervals
               for part in ("ci_low", "ci_high", "n")}
     if sweep.evaluate.general.source == "mt_bench":
-        names |= {"mt_bench_turn1", "mt_bench_turn2", "mt_bench_unparsed"} \
+        names |= {"mt_bench_turn1", "mt_bench_turn2", "mt_bench_unparsed",
+                  "general_judge_failures"} \
             if sweep.evaluate.judge is not None else {"general_references"}
     return names
 

@@ -53,7 +53,7 @@ def evaluate_abilities(model, tokenizer, cfg, eval_sets: dict, template, *, rank
         scores.update(s)
     if "general" in outputs:
         s, records["general"], records["general_scorer"] = _score_general(
-            outputs["general"], eval_sets["general"], cfg.general, judge)
+            outputs["general"], eval_sets["general"], cfg.general, judge, cfg.judge)
         scores.update(s)
     return scores, records
 
@@ -71,14 +71,15 @@ def _general_outputs(gen, items: list[dict], bench, template):
     return [[a, b] for a, b in zip(first, second)]
 
 
-def _score_general(outputs, items, bench, judge) -> tuple[dict, list, str]:
+def _score_general(outputs, items, bench, judge, judge_cfg=None) -> tuple[dict, list, str]:
     if bench.source != "mt_bench":
         scores, records = score_general(outputs, items)
         return scores, records, SCORER_NAME
     if judge is not None:
         from .mt_bench import score_mt_bench
 
-        scores, records = score_mt_bench(items, outputs, judge)
+        limit = {} if judge_cfg is None else {"max_failed_share": judge_cfg.max_failed_share}
+        scores, records = score_mt_bench(items, outputs, judge, **limit)
         return scores, records, f"mt-bench-judge:{judge.model}"
     scores, records = score_reference_f1(items, outputs)
     return scores, records, f"{SCORER_NAME}:mt_bench-references"

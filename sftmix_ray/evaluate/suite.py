@@ -3,22 +3,23 @@ otherwise generate on every rank, score on rank 0, and store the result."""
 
 from __future__ import annotations
 
-import os
-
 from .abilities import ABILITIES, evaluate_abilities
 from .cache import EvalCache, eval_key, weights_digest
+from .intervals import score_intervals
 
 
 def judge_client(cfg):
-    """The MT-Bench judge for `evaluate.judge`, or None (then general is the offline score)."""
+    """The MT-Bench judge for `evaluate.judge`, or None (then general is the offline score).
+    The key comes from the judge's own `api_key_env`; OPENAI_API_KEY only for OpenAI itself."""
     if cfg.judge is None or cfg.general.source != "mt_bench":
         return None
-    from .judge import JudgeClient
+    from .judge import JudgeClient, api_key_for
 
     j = cfg.judge
-    key = os.environ.get(j.api_key_env) or os.environ.get("OPENAI_API_KEY")
-    return JudgeClient(base_url=j.base_url, model=j.model, api_key=key, timeout_s=j.timeout_s,
-                       max_retries=j.max_retries)
+    return JudgeClient(base_url=j.base_url, model=j.model,
+                       api_key=api_key_for(j.base_url, j.api_key_env), timeout_s=j.timeout_s,
+                       max_retries=j.max_retries,
+                       secret_env=(j.api_key_env, "SFTMIX_JUDGE_API_KEY", "OPENAI_API_KEY"))
 
 
 def run_evaluation(model, tokenizer, cfg, eval_sets: dict, template, *, eval_id: str,
@@ -30,13 +31,24 @@ def run_evaluation(model, tokenizer, cfg, eval_sets: dict, template, *, eval_id:
     cache = EvalCache(cache_dir if cfg.cache else None)
     hit = cache.get(key)  # every rank decides alike: the file exists before any rank generates
     if hit is not None:
-        return (*hit, True) if rank == 0 else None
+        scores, records = hit
+        return (_with_intervals(scores, records, cfg), records, True) if rank == 0 else None
     result = evaluate_abilities(model, tokenizer, cfg, eval_sets, template, rank=rank,
                                 world=world, judge=judge_client(cfg) if rank == 0 else None,
                                 abilities=abilities)
     if result is None:
         return None
     scores, records = result
+    scores = _with_intervals(scores, records, cfg)
     records["eval_key"] = key
-    cache.put(key, scores, records)
+    if not scores.get("general_judge_failures"):
+        # a score that lost grades to the judge is kept out of the cache, so that asking again
+        # grades again instead of making a passing outage permanent
+        cache.put(key, scores, records)
     return scores, records, False
+
+
+def _with_intervals(scores: dict, records: dict, cfg) -> dict:
+    """Each ability's 95% interval beside its score, from the per-problem records (entries
+    cached before intervals existed get theirs too: the records are all it takes)."""
+    return {**scores, **score_intervals(records, cfg.code.k[0])}

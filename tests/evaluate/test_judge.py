@@ -12,51 +12,64 @@ from sftmix_ray.evaluate.judge import JudgeClient, JudgeError, parse_rating
 from sftmix_ray.evaluate.mt_bench import grading_prompt, load_mt_bench, score_mt_bench
 
 
-class FakeJudge:
-    """Replies with `script` in order (then its last entry): an int is an HTTP error status, a
-    str is the judge's message content, None is a body that is not a chat completion."""
+def completion(content) -> bytes:
+    reply = {"choices": [{"message": {"role": "assistant", "content": content}}]}
+    return json.dumps(reply).encode()
 
-    def __init__(self, script):
-        self.script, self.requests = list(script), []
+
+def respond(handler, status: int, body: bytes = b"", headers=(), reason: str | None = None):
+    handler.send_response(status, reason)
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class FakeJudge:
+    """Replies with `script` in order (then its last entry), or with `route(request)` for each
+    request: an int is an HTTP error status, a str is the judge's message content, None is a body
+    that is not a chat completion, and a function of the request handler writes the whole
+    response itself (status, headers, timing). Every request is kept, headers included."""
+
+    def __init__(self, script=(), route=None):
+        self.script, self.route, self.requests = list(script), route, []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.requests.append({"path": self.path, "body": body,
-                                       "auth": self.headers.get("Authorization")})
-                step = owner.script.pop(0) if len(owner.script) > 1 else owner.script[0]
-                if isinstance(step, int):
-                    self.send_response(step)
-                    self.end_headers()
-                    self.wfile.write(b"server error")
-                    return
-                reply = {"oops": True} if step is None else \
-                    {"choices": [{"message": {"role": "assistant", "content": step}}]}
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                request = {"path": self.path, "body": body, "headers": dict(self.headers),
+                           "auth": self.headers.get("Authorization")}
+                owner.requests.append(request)
+                step = owner.route(request) if owner.route else \
+                    owner.script.pop(0) if len(owner.script) > 1 else owner.script[0]
+                if callable(step):
+                    step(self)
+                elif isinstance(step, int):
+                    respond(self, step, b"server error")
+                else:
+                    respond(self, 200, json.dumps({"oops": True}).encode() if step is None
+                            else completion(step), [("Content-Type", "application/json")])
 
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self):
         self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture
 def judge_server():
     servers = []
 
-    def start(*script):
-        servers.append(FakeJudge(script))
+    def start(*script, route=None):
+        servers.append(FakeJudge(script, route))
         return servers[-1]
 
     yield start

@@ -25,8 +25,12 @@ def test_eval_scores_records_tracks_and_caches(tmp_path, tiny_model_dir):
     first = _eval(tmp_path, tiny_model_dir)
     assert first.exit_code == 0, first.output
     scores = json.loads((tmp_path / "out" / "scores.json").read_text())
-    assert set(scores) == {"math", "math_flexible", "code", "code_pass_at_1"}
-    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    assert set(scores) == {"math", "math_flexible", "code", "code_pass_at_1",
+                           *(f"{a}_{p}" for a in ("math", "code") for p in ("ci_low", "ci_high",
+                                                                            "n"))}
+    assert scores["math_ci_low"] <= scores["math"] <= scores["math_ci_high"]
+    assert all(0.0 <= v <= 1.0 for k, v in scores.items() if not k.endswith("_n"))
+    assert scores["math_n"] == 3 and scores["code_n"] == 3
     records = json.loads((tmp_path / "out" / "eval_records.json").read_text())
     assert len(records["math"]) == 3 and len(records["code"]) == 3
     gold = [json.loads(line) for line in GSM8K_TEST.read_text().splitlines()[:3]]

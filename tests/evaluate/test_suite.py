@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -40,14 +42,17 @@ def test_judge_client_carries_the_configured_endpoint(monkeypatch):
     assert client.timeout_s == 7.5 and client.max_retries == 2
 
 
-def test_judge_key_falls_back_to_openai_then_none(monkeypatch):
+def test_judge_key_is_the_endpoints_own_and_openais_only_for_openai(monkeypatch):
     cfg = _cfg(general={**BENCH, "source": "mt_bench"},
                judge={**JUDGE, "api_key_env": "MY_JUDGE_KEY"})
     assert judge_client(cfg).api_key is None
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
-    assert judge_client(cfg).api_key == "sk-openai"
+    assert judge_client(cfg).api_key is None  # a custom endpoint never gets OpenAI's key
     monkeypatch.setenv("MY_JUDGE_KEY", "sk-mine")
     assert judge_client(cfg).api_key == "sk-mine"
+    openai = _cfg(general={**BENCH, "source": "mt_bench"},
+                  judge={**JUDGE, "base_url": "https://api.openai.com/v1"})
+    assert judge_client(openai).api_key == "sk-openai"
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +139,8 @@ def test_a_subset_of_abilities_is_its_own_entry(model, tokenizer, eval_sets, tmp
     full = _run(model, tokenizer, eval_sets, tmp_path, abilities=("math", "general"))
     scores, records, hit = _run(model, tokenizer, eval_sets, tmp_path, abilities=("math",))
     assert hit is False and records["eval_key"] != full[1]["eval_key"]
-    assert set(scores) == {"math", "math_flexible"} and "code" not in records
+    assert set(scores) == {"math", "math_flexible", "math_ci_low", "math_ci_high", "math_n"}
+    assert "code" not in records
     assert scores["math"] == full[0]["math"]  # greedy generation: same outputs either way
 
 
@@ -145,3 +151,50 @@ def test_other_ranks_return_none_and_never_write(model, tokenizer, eval_sets, tm
     # on a hit every rank skips generation; only rank 0 gets the result
     assert _run(model, tokenizer, eval_sets, tmp_path, rank=1, abilities=("math",)) is None
     assert _run(model, tokenizer, eval_sets, tmp_path, abilities=("math",))[2] is True
+
+
+def _judged(server, share: float) -> EvaluateConfig:
+    return _cfg(general={**BENCH, "source": "mt_bench"},
+                judge={"base_url": server.url, "model": "j", "max_failed_share": share})
+
+
+def test_a_judge_failure_is_scored_around_and_kept_out_of_the_cache(model, tokenizer, tmp_path):
+    from .test_judge import FakeJudge
+
+    grades = itertools.count()  # next() on it is atomic: the server answers grades in parallel
+
+    def first_refused(request):
+        return 400 if next(grades) == 0 else "Rating: [[6]]"
+
+    server = FakeJudge(route=first_refused)
+    try:
+        cfg = _judged(server, share=0.25)  # 1 of 4 grades: at the limit, not over it
+        sets = load_eval_sets(cfg, ("general",))
+        scores, records, hit = _run(model, tokenizer, sets, tmp_path, cfg=cfg,
+                                    abilities=("general",))
+        assert hit is False and scores["general"] == 6
+        assert scores["general_judge_failures"] == 1 and scores["mt_bench_unparsed"] == 0
+        assert sum("HTTP 400" in r.get("error", "") for r in records["general"]) == 1
+        assert list(tmp_path.iterdir()) == []  # asking again grades again
+        scores, _, hit = _run(model, tokenizer, sets, tmp_path, cfg=cfg, abilities=("general",))
+        assert hit is False and scores["general_judge_failures"] == 0
+        assert len(list(tmp_path.iterdir())) == 1  # a complete score is kept
+    finally:
+        server.close()
+
+
+def test_too_many_judge_failures_fail_the_evaluation(model, tokenizer, tmp_path):
+    from sftmix_ray.evaluate.mt_bench import JudgeFailures
+
+    from .test_judge import FakeJudge
+
+    server = FakeJudge([422])
+    try:
+        cfg = _judged(server, share=0.5)
+        sets = load_eval_sets(cfg, ("general",))
+        with pytest.raises(JudgeFailures, match=r"of 4 grades failed .* more than "
+                                                r"evaluate.judge.max_failed_share = 50.0%"):
+            _run(model, tokenizer, sets, tmp_path, cfg=cfg, abilities=("general",))
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        server.close()
