@@ -19,6 +19,20 @@ def _fmt(row, o) -> str:
     return f"{row.scores[o]:.3f}" + (f" ± {s:.3f}" if s is not None else "")
 
 
+def _interval(row, o) -> str:
+    iv = row.intervals.get(o)
+    return f"[{iv[0]:.3f}, {iv[1]:.3f}] ({iv[2]} problems)" if iv else "no interval"
+
+
+def _best_table(ctx) -> tuple[list[str], list[list[str]]]:
+    """The best trial per objective, its 95% interval, and whether the intervals tell it from
+    the runner-up (findings.best_verdicts): a pick from a tie or from noise says so."""
+    header = ["objective", "trial", "score", "95% interval", "told apart", "strategy",
+              "samples per domain"]
+    return header, [[o, r.name, _fmt(r, o), _interval(r, o), ctx["best_told"].get(o, ""),
+                     r.strategy or "", _mixture(r)] for o, r in ctx["best"].items()]
+
+
 def _mixture(row) -> str:
     return " ".join(f"{d}={n:.0f}" for d, n in row.samples.items() if n) or "?"
 
@@ -38,16 +52,20 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
         (out_dir / f"{key}.png").write_bytes(buf.getvalue())
         images[key] = base64.b64encode(buf.getvalue()).decode()
         plots.plt.close(fig)
-    strategy_lines, strategy_cells = findings.strategies(rows, names)
+    strategy_lines, strategy_cells = findings.strategies(rows, objectives)
     sections = {
-        "Data amount": findings.amount(rows, names),
-        "Scaling, one domain at a time": findings.scaling(rows, names, domains),
+        "Floor and ceiling": findings.limits(rows, names),
+        "Data amount": findings.amount(rows, names, domains),
+        "Scaling, one domain at a time": findings.scaling(rows, objectives, domains),
         "Ratio": findings.ratio(rows, names, domains),
-        "Mixing": findings.mixing(rows, names, domains),
+        "Mixing": findings.mixing(rows, objectives, domains),
         "Strategies": strategy_lines,
-        "Uncertainty": [findings.uncertainty(rows)],
+        "Best per objective": findings.best(rows, objectives),
+        "Uncertainty": [findings.uncertainty(rows), findings.intervals_note(rows, names),
+                        findings.METHOD],
     }
     best = findings.best_per_objective(rows, objectives) if rows else {}
+    best_told = findings.best_verdicts(rows, objectives)
     failed = [r for r in runs if r.status != "FINISHED"]
     data_domains = artifact_dict(tracking_uri, parent.run_id, "data_domains.json") if parent \
         else None
@@ -57,8 +75,8 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "settings": dict(sorted(parent.params.items())) if parent else {},
         "objectives": objectives, "rows": rows, "failed": failed, "sections": sections,
-        "strategy_cells": strategy_cells, "best": best, "images": images,
-        "data_domains": data_domains or {}, "domains": domains,
+        "strategy_cells": strategy_cells, "best": best, "best_told": best_told,
+        "images": images, "data_domains": data_domains or {}, "domains": domains,
     }
     (out_dir / "report.html").write_text(render_html(context))
     (out_dir / "report.md").write_text(render_markdown(context))
@@ -90,10 +108,15 @@ def _table_html(header: list[str], body: list[list[str]], classes: list[str] | N
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+NOISE_NOTE = ("★ on the front; ≈ off it but within noise: no front point beats it beyond the 95% "
+              "intervals (at its best bounds against the front point's worst).")
+
+
 def _trial_table(ctx) -> tuple[list[str], list[list[str]], list[str]]:
     names = list(ctx["objectives"])
     header = ["trial", "front", "rank", "strategy", "k", "samples per domain", *names, "runs"]
-    body = [[r.name, "★" if r.front else "", str(r.rank), r.strategy or "",
+    body = [[r.name, "★" if r.front else "≈" if r.within_noise else "", str(r.rank),
+             r.strategy or "",
              "" if r.k is None else f"{r.k:g}", _mixture(r), *[_fmt(r, o) for o in names],
              str(r.n)] for r in ctx["rows"]]
     return header, body, ["front" if r.front else "" for r in ctx["rows"]]
@@ -121,16 +144,14 @@ def render_html(ctx) -> str:
             parts.append(f"<h3>{html.escape(title)}</h3><ul>" +
                          "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
     parts.append("<h2>Best mixture per objective</h2>")
-    parts.append(_table_html(["objective", "trial", "score", "strategy", "samples per domain"],
-                             [[o, r.name, _fmt(r, o), r.strategy or "", _mixture(r)]
-                              for o, r in ctx["best"].items()], left=2))
-    parts.append("<h2>Pareto front and all points</h2>")
+    parts.append(_table_html(*_best_table(ctx), left=2))
+    parts.append(f"<h2>Pareto front and all points</h2><p class='muted'>{NOISE_NOTE}</p>")
     header, body, classes = _trial_table(ctx)
     parts.append(_table_html(header, body, classes, left=1))
     if ctx["strategy_cells"]:
         parts.append("<h2>Strategies (the study's Table 1 layout)</h2>")
         parts.append(_table_html(["strategy", *names],
-                                 [[s, *[f"{c[o][0]:.3f} (n={c[o][2]})" for o in names]]
+                                 [[s, *[findings.cell_text(c[o]) for o in names]]
                                   for s, c in sorted(ctx["strategy_cells"].items())]))
     titles = _figure_titles()
     if ctx["images"]:
@@ -173,15 +194,13 @@ def render_markdown(ctx) -> str:
         if lines:
             out += [f"### {title}", "", *[f"- {x}" for x in lines], ""]
     out += ["## Best mixture per objective", "",
-            md_table(["objective", "trial", "score", "strategy", "samples per domain"],
-                     [[o, r.name, _fmt(r, o), r.strategy or "", _mixture(r)]
-                      for o, r in ctx["best"].items()]), "",
-            "## Pareto front and all points", ""]
+            md_table(*_best_table(ctx)), "",
+            "## Pareto front and all points", "", NOISE_NOTE, ""]
     header, body, _ = _trial_table(ctx)
     out += [md_table(header, body), ""]
     if ctx["strategy_cells"]:
         out += ["## Strategies", "", md_table(["strategy", *names], [
-            [s, *[f"{c[o][0]:.3f} (n={c[o][2]})" for o in names]]
+            [s, *[findings.cell_text(c[o]) for o in names]]
             for s, c in sorted(ctx["strategy_cells"].items())]), ""]
     titles = _figure_titles()
     for key in ctx["images"]:

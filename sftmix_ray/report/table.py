@@ -1,12 +1,16 @@
 """One row per trial (or per repeated point, with mean and spread): what the plots, the findings
 and the report read. Runs from `sftmix run` carry params ratio.* / fractions.* / counts.*,
-strategy, k, seed and metrics samples_<domain>; runs from elsewhere need only the objectives."""
+strategy, k, seed and metrics samples_<domain>; runs from elsewhere need only the objectives.
+Beside an objective X a run may log X_ci_low, X_ci_high (its 95% interval) and X_n (evaluation
+problems); rows carry them, and rows of older runs without them carry no interval at all."""
 
 from __future__ import annotations
 
 import math
 import statistics
 from dataclasses import dataclass, field
+
+from .stats import mean_interval
 
 # Params that differ between repeats of one point, not between points.
 REPEAT_KEYS = {"seed"}
@@ -31,7 +35,10 @@ class Row:
     params: dict[str, str]
     scores: dict[str, float]           # objective -> mean
     spread: dict[str, float] = field(default_factory=dict)  # objective -> std (repeats only)
+    # objective -> (95% low, 95% high, evaluation problems); absent when a run logged none
+    intervals: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     front: bool = False
+    within_noise: bool = False  # off the front, but no front point beats it beyond the intervals
     rank: int | None = None
 
     @property
@@ -59,9 +66,28 @@ def point_key(run) -> tuple:
     return tuple(sorted((k, v) for k, v in run.params.items() if k not in REPEAT_KEYS))
 
 
+def _interval(run, objective: str) -> tuple[float, float, int] | None:
+    low, high, n = (_num(run.metrics.get(f"{objective}_{part}"))
+                    for part in ("ci_low", "ci_high", "n"))
+    return None if None in (low, high, n) else (low, high, int(n))
+
+
+def _intervals(members, objectives) -> dict[str, tuple[float, float, int]]:
+    """Per objective, the interval of the mean of the repeats (stats.mean_interval: the
+    problem-sampling half-widths averaged, since seeds share the evaluation problems, widened
+    by the seed-to-seed t interval); none when any repeat logged no interval."""
+    out = {}
+    for o in objectives:
+        combined = mean_interval([float(m.metrics[o]) for m in members],
+                                 [_interval(m, o) for m in members])
+        if combined is not None:
+            out[o] = combined
+    return out
+
+
 def build_rows(runs, objectives: dict[str, str]) -> list[Row]:
     """Finished runs with every objective, grouped by point: repeats (other seeds) become one row
-    with the mean and the standard deviation."""
+    with the mean, the standard deviation and the interval of the mean."""
     domains = domains_of(runs)
     usable = [r for r in runs if r.status == "FINISHED" and
               all(_num(r.metrics.get(o)) is not None for o in objectives)]
@@ -80,7 +106,8 @@ def build_rows(runs, objectives: dict[str, str]) -> list[Row]:
             run_ids=[m.run_id for m in members], name=first.name,
             strategy=first.params.get("strategy"), k=_num(first.params.get("k")),
             samples=samples, shares={d: (n / total if total else 0.0) for d, n in samples.items()},
-            params=dict(first.params), scores=scores, spread=spread))
+            params=dict(first.params), scores=scores, spread=spread,
+            intervals=_intervals(members, objectives)))
     _mark_front(rows, objectives)
     return sorted(rows, key=lambda r: (r.rank or 99, r.name))
 
@@ -97,3 +124,19 @@ def _mark_front(rows: list[Row], objectives: dict[str, str]) -> None:
     up = [d == "max" for d in objectives.values()]
     for r, front, rank in zip(rows, pareto_mask(values, up), pareto_ranks(values, up)):
         r.front, r.rank = bool(front), int(rank)
+    front = [r for r in rows if r.front]
+    for r in rows:
+        r.within_noise = not r.front and not any(_beats(f, r, objectives) for f in front)
+
+
+def _beats(a: Row, b: Row, objectives: dict[str, str]) -> bool:
+    """`a` dominates `b` beyond noise: at a's worst 95% bound against b's best (the scores
+    themselves where a row has no interval)."""
+    better = strictly = 0
+    for o, d in objectives.items():
+        lo_a, hi_a, _ = a.intervals.get(o, (a.scores[o], a.scores[o], 0))
+        lo_b, hi_b, _ = b.intervals.get(o, (b.scores[o], b.scores[o], 0))
+        worst_a, best_b = (lo_a, hi_b) if d == "max" else (-hi_a, -lo_b)
+        better += worst_a >= best_b
+        strictly += worst_a > best_b
+    return better == len(objectives) and strictly > 0
