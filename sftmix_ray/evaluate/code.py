@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from .sandbox import Limits, run_programs
+from .sandbox import Limits, Program, run_programs
 
 _FENCE = re.compile(r"```(?:python|py)?\n(.*?)(?:```|$)", re.S)
 
@@ -16,7 +16,9 @@ def completion_code(output: str) -> str:
     return m.group(1) if m else output
 
 
-def build_program(problem: dict, output: str) -> str:
+def build_program(problem: dict, output: str) -> Program:
+    """The model's code and the benchmark's tests, kept apart: they run in two processes, and
+    only the tests' process may report a pass (see sandbox.py)."""
     code = completion_code(output)
     if f"def {problem['entry_point']}" not in code:
         # A bare body continues the prompt, as in HumanEval's completion format.
@@ -24,9 +26,11 @@ def build_program(problem: dict, output: str) -> str:
             code = "\n".join("    " + line for line in code.splitlines())
         code = problem["prompt"] + code
     # The prompt runs first (with a placeholder body) so its imports hold even when the model
-    # rewrote the whole function without them.
+    # rewrote the whole function without them; on the tests' side it brings the helpers a test
+    # may call (HumanEval/38's check calls encode_cyclic), the benchmark's own versions.
     stub = problem["prompt"] + "    pass\n\n"
-    return f"{stub}{code}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+    return Program(solution=f"{stub}{code}\n", tests=f"{stub}{problem['test']}\n",
+                   entry_point=problem["entry_point"])
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -53,7 +57,8 @@ def score_code(outputs: list[list[str]], problems: list[dict], ks: list[int] = (
             totals[k] += pass_at_k(len(outs), c, k)
         for o, r in zip(outs, results):
             records.append({"task_id": prob["task_id"], "prompt": prob["prompt"], "output": o,
-                            "verdict": r.status, "detail": r.detail[-300:]})
+                            # already capped, printable and redacted (sandbox.clean_detail)
+                            "verdict": r.status, "detail": r.detail})
     n = max(len(problems), 1)
     scores = {f"code_pass_at_{k}": totals[k] / n for k in ks}
     scores["code"] = scores[f"code_pass_at_{ks[0]}"]

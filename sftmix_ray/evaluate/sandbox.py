@@ -1,73 +1,104 @@
-"""Run untrusted, model-written Python in a separate process, under limits, with a hard kill.
+"""Run untrusted, model-written Python in separate processes, under limits, with a hard kill.
 
-Layers, and why each exists:
-- one process per program, in its own process group, killed (SIGKILL, whole group) at the timeout
-  and after a normal exit too, since a program may leave children behind;
-- resource limits set inside the child before the program is read: CPU time (infinite loops),
-  address space (memory hogs), file size, open files, processes (fork bombs), no core dumps;
-- a private temporary directory as cwd/HOME/TMPDIR and a scrubbed environment;
-- a network namespace of its own (no interfaces but a down loopback) where the kernel allows it;
-- when the evaluator runs as root (containers, CI), the program runs as a fresh unprivileged uid
-  of its own. Root ignores RLIMIT_NPROC, may kill its parent and may write anywhere; the fresh uid
-  makes the process limit bind, makes the evaluator unkillable by it and its files unwritable.
-  It keeps one capability, CAP_DAC_READ_SEARCH, so the interpreter can still import the standard
-  library from a root-only prefix (e.g. /root/.pyenv); `no_new_privs` blocks regaining more.
-  After the run every process of that uid is killed (escapees from the process group included)
-  and its files in the world-writable temp dirs are removed;
-- the program arrives on stdin, never on disk, after a random nonce; success is the nonce echoed
-  by the launcher *after* the program returns, so `sys.exit(0)` or `os._exit(0)` mid-way fails.
-Not guaranteed: reading world- or root-readable files (the network is gone, so nothing leaves),
-and, as a non-root user without user namespaces, the uid and network layers are skipped (the
-outcome's `network_isolated` says which).
+Threat model. A code verdict must mean the tests ran, whatever the candidate does. A `Program`
+(what `code.build_program` makes) therefore runs as two processes. The *candidate* process runs
+the prompt and the model's code, then answers calls to the entry point over a pair of pipes. The
+*harness* process runs only benchmark code (the prompt's helpers and the test code) and calls
+`check` on a proxy whose calls cross the pipes as plain data (sandbox_wire.py: a tagged encoding
+decoded without running anything). A reply that is not plain data, oversized or malformed, an
+exception that is not an Exception (SystemExit), or the candidate's process ending breaks the
+call, and no later call or `except Exception` in a test can undo that. The verdict is the
+harness's own `passed`, written to a pipe only it holds once `check` has returned with no broken
+call. The candidate's process holds no end of that pipe, runs as another uid (no signals, no
+ptrace, no /proc/<pid>/fd or mem of the harness or the evaluator), in its own mount, network and
+IPC namespaces: nothing it can inspect (globals, frames, gc, /proc/self, its fds) holds a pass
+signal, and nothing it can write reaches one.
+Guaranteed (as root): passed means `check` returned on the values the candidate's code computed;
+those compare as the plain data they are, so an `__eq__` that always says True cannot cross; a
+candidate that patches builtins, exits or crashes does so in its own process, and fails.
+Not guaranteed: state the candidate keeps between calls is its own (it may count calls); it sees
+the test inputs and may special-case them, which HumanEval's format cannot detect; a test that
+inspects side effects on its arguments sees copies (no HumanEval test does). A plain source
+string (`run_program("...")`) runs as one process whose pass (`done`, written after the program
+returns) is the program's own word: for programs that test themselves, not for judging.
+
+Layers around every process (sandbox_child.py sets them before the source runs):
+- its own session, killed (SIGKILL, whole group) at the timeout and after a normal exit; as
+  root, every process of its uid too (escapees included);
+- limits: CPU time, address space, file size, open files, processes, no core dumps;
+- output read as a stream with a capped tail; past `Limits.output_bytes` it is killed and fails;
+- a scrubbed environment; network and IPC namespaces of its own;
+- as root, a fresh uid with no capability at all, in a mount namespace where every inherited
+  mount is read-only and /tmp, /var/tmp and /dev/shm are private tmpfs (each bounded by
+  `Limits.scratch_bytes`), so nothing it writes outlives it; root-only directories stay closed,
+  the interpreter's prefix under one (/root/.pyenv) being re-exposed read-only through a tmpfs
+  that can be traversed but not listed;
+- seccomp: no AF_UNIX socket (a filesystem socket is reachable through any namespace), no
+  io_uring (it would bypass the filter), no syscalls of another ABI.
+Records: `detail` is the tail of what the processes wrote, without control characters or ANSI
+sequences, with the evaluator's secrets redacted, at most DETAIL_CHARS long.
+Not guaranteed: world-readable files stay readable (nothing can leave: no network, and records
+are capped and redacted), so do world-readable /proc entries of other processes (one pid
+namespace). Degraded modes, named by `Outcome.layers`: as a non-root user there is no uid or
+mount layer; the candidate runs as the evaluator's user, inside a user namespace where the
+kernel allows (`userns`), which still keeps it from ptrace and /proc/<pid>/fd of the harness and
+the evaluator; without one, it could write into the evaluator's pipes, so the verdict is not
+guaranteed, and without `net` the network is reachable. Root without CAP_SYS_ADMIN (no mount
+namespace) keeps CAP_DAC_READ_SEARCH so the library stays importable (`nocaps` is absent), and
+the program's top-level files in /tmp, /var/tmp and /dev/shm are removed by owner afterwards.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-_LAUNCHER = r"""
-import ctypes, os, resource, sys
-cpu, mem, fsize, nproc, uid = (int(v) for v in sys.argv[1:6])
-for lim, val in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, mem),
-                 (resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_NPROC, nproc),
-                 (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0)):
-    resource.setrlimit(lim, (val, val))
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
-isolated = libc.unshare(CLONE_NEWNET) == 0 or (uid < 0 and
-                                                libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0)
-if uid >= 0:
-    PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, CAP_DAC_READ_SEARCH = 8, 38, 2
-    libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)
-    keep = 1 << CAP_DAC_READ_SEARCH
-    data = (ctypes.c_uint32 * 6)(keep, keep, 0, 0, 0, 0)
-    if libc.capset(header, data) != 0:
-        raise SystemExit("sandbox: capset failed")
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-nonce = sys.stdin.readline().strip()
-source = sys.stdin.read()
-sys.stdin.close()
-del sys.argv[1:]
-exec(compile(source, "program.py", "exec"), {"__name__": "__main__"})
-sys.stdout.flush()
-sys.__stdout__.write("\n" + nonce + ("+net" if isolated else "") + "\n")
-sys.__stdout__.flush()
-"""
+from ..redact import redact
+from .sandbox_launch import Process, Stream, close, drain, spawn, watch
+
 _AS_ROOT = os.name == "posix" and os.geteuid() == 0
 _SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+DETAIL_CHARS = 2000
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 5.0
+    memory_bytes: int = 1 << 30
+    file_size_bytes: int = 1 << 20
+    processes: int = 16
+    output_bytes: int = 64 << 10
+    reply_bytes: int = 4 << 20  # one value the candidate returns, encoded
+    scratch_bytes: int = 64 << 20  # each private tmpfs: /tmp, /var/tmp, /dev/shm
+
+
+@dataclass(frozen=True)
+class Outcome:
+    passed: bool
+    status: str  # passed | failed | timeout
+    detail: str
+    network_isolated: bool
+    # what took effect: net, ipc, mounts, uid, nocaps, seccomp, userns (not root)
+    layers: frozenset = frozenset()
+
+
+@dataclass(frozen=True)
+class Program:
+    """Model code judged by benchmark tests: `solution` (untrusted) defines `entry_point`;
+    `tests` (trusted: the prompt's helpers and the test code) defines `check(candidate)`."""
+    solution: str
+    tests: str
+    entry_point: str
 
 
 def _fresh_uid() -> int:
@@ -97,7 +128,7 @@ def live_pids_of(uid: int | None = None, min_uid: int | None = None) -> list[int
 def _kill_uid(uid: int) -> None:
     """SIGKILL every process running as `uid`, until none is left (a fork bomb may still be
     forking while we look)."""
-    for _ in range(50):
+    for _ in range(200):
         pids = live_pids_of(uid)
         if not pids:
             return
@@ -106,9 +137,12 @@ def _kill_uid(uid: int) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        time.sleep(0.001)
 
 
 def _remove_files_of(uid: int) -> None:
+    """Without a mount namespace (the degraded mode), the program's files in the shared temp
+    dirs are found by owner and removed."""
     for root in _SHARED_TMP:
         try:
             entries = list(os.scandir(root))
@@ -126,74 +160,120 @@ def _remove_files_of(uid: int) -> None:
                 continue
 
 
-@dataclass(frozen=True)
-class Limits:
-    timeout_s: float = 5.0
-    memory_bytes: int = 1 << 30
-    file_size_bytes: int = 1 << 20
-    processes: int = 16
-    output_bytes: int = 64 << 10
+def clean_detail(text: str) -> str:
+    """Text fit for a record: control characters and ANSI sequences out (newline and tab stay),
+    the evaluator's secrets redacted, then the last DETAIL_CHARS characters."""
+    text = _CONTROL.sub("", _ANSI.sub("", text.replace("\r\n", "\n")))
+    return redact(text)[-DETAIL_CHARS:]
 
 
-@dataclass(frozen=True)
-class Outcome:
-    passed: bool
-    status: str  # passed | failed | timeout
-    detail: str
-    network_isolated: bool
+def _start(program: Program | str, limits: Limits, workdir: str) -> list[Process]:
+    """The processes of one run, the judging one first, each as a fresh uid of its own."""
+    base = {"cpu": max(1, int(limits.timeout_s) + 1), "memory": limits.memory_bytes,
+            "fsize": limits.file_size_bytes, "nproc": limits.processes,
+            "scratch": limits.scratch_bytes}
+    uid = _fresh_uid if _AS_ROOT else lambda: -1
+    if isinstance(program, str):
+        return [spawn("plain", program, {**base, "uid": uid()}, workdir, limits.output_bytes)]
+    request_r, request_w = os.pipe()
+    reply_r, reply_w = os.pipe()
+    started: list[Process] = []
+    try:
+        started.append(spawn("candidate", program.solution,
+                             {**base, "uid": uid(), "entry": program.entry_point,
+                              "request": request_r, "reply": reply_w},
+                             workdir, limits.output_bytes))
+        started.insert(0, spawn("harness", program.tests,
+                                {**base, "uid": uid(), "entry": program.entry_point,
+                                 "request": request_w, "reply": reply_r,
+                                 "reply_cap": limits.reply_bytes},
+                                workdir, limits.output_bytes))
+    except BaseException:
+        _stop(started)
+        close(started)
+        raise
+    finally:  # the evaluator holds no end of the wire: each side sees only the other's end
+        for fd in (request_r, request_w, reply_r, reply_w):
+            os.close(fd)
+    return started
 
 
-def run_program(source: str, limits: Limits = Limits()) -> Outcome:
-    nonce = secrets.token_hex(16)
-    uid = _fresh_uid() if _AS_ROOT else -1
-    with tempfile.TemporaryDirectory(prefix="sftmix-sbx-") as workdir:
-        if uid >= 0:
-            os.chown(workdir, uid, uid)
-        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
-        cpu = max(1, int(limits.timeout_s) + 1)
-        cmd = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(cpu), str(limits.memory_bytes),
-               str(limits.file_size_bytes), str(limits.processes), str(uid)]
-        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        status = None
+def _stop(processes: list[Process]) -> None:
+    # The whole group, also after a normal exit: a program may leave children behind.
+    for p in processes:
         try:
-            out, err = proc.communicate(f"{nonce}\n{source}".encode(), timeout=limits.timeout_s)
-        except subprocess.TimeoutExpired:
-            status = "timeout"
-            out, err = b"", b""
+            os.killpg(p.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for p in processes:
+        if p.uid >= 0:
+            _kill_uid(p.uid)
+
+
+def _layers(status: Stream) -> frozenset:
+    for line in status.text().splitlines():
+        if line.startswith("layers "):
+            return frozenset(filter(None, line[len("layers "):].split(",")))
+    return frozenset()
+
+
+def _outcome(passed: bool, status: str, detail: str, layers: frozenset) -> Outcome:
+    return Outcome(passed, status, detail, "net" in layers, layers)
+
+
+def _failure_detail(processes: list[Process]) -> str:
+    if len(processes) == 1:
+        text = processes[0].output.text()
+    else:  # the candidate's output, then the tests' traceback: the tail keeps the latter
+        named = (("candidate", processes[1]), ("tests", processes[0]))
+        text = "\n".join(f"{name}:\n{p.output.text().rstrip()}" for name, p in named
+                         if p.output.total)
+    return clean_detail(text.rstrip()) or f"exit code {processes[0].popen.returncode}"
+
+
+def _verdict(processes: list[Process], ended: str | Stream, limits: Limits) -> Outcome:
+    judge, untrusted = processes[0], processes[-1]
+    layers = _layers(untrusted.status)
+    if ended == "timeout":
+        return _outcome(False, "timeout", f"killed after {limits.timeout_s}s", layers)
+    over = next((s for p in processes for s in (p.output, p.status) if s.over), None)
+    if over is not None:
+        return _outcome(False, "failed", f"output over {over.cap} bytes", layers)
+    word = "passed" if len(processes) == 2 else "done"
+    if judge.popen.returncode == 0 and word in judge.status.text().splitlines():
+        return _outcome(True, "passed", "", layers)
+    return _outcome(False, "failed", _failure_detail(processes), layers)
+
+
+def run_program(program: Program | str, limits: Limits = Limits()) -> Outcome:
+    """Run `program` (two processes) or a plain source (one) under `limits`."""
+    with tempfile.TemporaryDirectory(prefix="sftmix-sbx-") as workdir:
+        deadline = time.monotonic() + limits.timeout_s
+        processes = _start(program, limits, workdir)
+        streams = [s for p in processes for s in (p.output, p.status)]
+        try:
+            ended = watch(processes[0], streams, deadline)
         finally:
-            # Kill the whole group, also after a normal exit: a program may leave children behind.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            if uid >= 0:
-                _kill_uid(uid)
-            if status == "timeout":
-                out, err = proc.communicate()
-        if uid >= 0:
-            _remove_files_of(uid)
-            # Files the program made in its own directory may be read-only to root's cleanup
-            # only by mode, never by ownership: give them back before the directory goes.
+            _stop(processes)
+            drain(streams)
+            close(processes)
+        for p in processes:
+            if p.uid >= 0 and "mounts" not in _layers(p.status):
+                _remove_files_of(p.uid)
+        if _AS_ROOT:
+            # Files the program made in its own directory (degraded mode) may be closed to
+            # root's cleanup by mode, never by ownership: give them back before the dir goes.
             for path in Path(workdir).rglob("*"):
                 try:
                     os.lchown(path, 0, 0)
                 except OSError:
                     pass
-    if status == "timeout":
-        return Outcome(False, "timeout", f"killed after {limits.timeout_s}s", False)
-    tail = out[-limits.output_bytes:].decode("utf-8", "replace").rstrip().splitlines()
-    last = tail[-1] if tail else ""
-    ok = proc.returncode == 0 and last.startswith(nonce)
-    detail = "" if ok else err[-2000:].decode("utf-8", "replace") or f"exit code {proc.returncode}"
-    return Outcome(ok, "passed" if ok else "failed", detail, last.endswith("+net"))
+    return _verdict(processes, ended, limits)
 
 
-def run_programs(sources: list[str], limits: Limits = Limits(), workers: int | None = None
-                 ) -> list[Outcome]:
-    """Programs run in parallel, one process each; threads only wait on their subprocess."""
+def run_programs(sources: list[Program | str], limits: Limits = Limits(),
+                 workers: int | None = None) -> list[Outcome]:
+    """Programs run in parallel, one thread each; threads only wait on their processes."""
     workers = workers or max(1, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda s: run_program(s, limits), sources))

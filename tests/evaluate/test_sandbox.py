@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from sftmix_ray.evaluate import sandbox
 from sftmix_ray.evaluate.code import pass_at_k
 from sftmix_ray.evaluate.sandbox import Limits, live_pids_of, run_programs
 
@@ -23,7 +24,16 @@ def listener():
     server.close()
 
 
-def test_hostile_programs_fail_and_the_host_is_unharmed(tmp_path, listener):
+@pytest.fixture
+def uids(monkeypatch):
+    """The fresh uids this test's programs ran as (other sessions may be evaluating too)."""
+    seen = []
+    fresh = sandbox._fresh_uid
+    monkeypatch.setattr(sandbox, "_fresh_uid", lambda: seen.append(fresh()) or seen[-1])
+    return seen
+
+
+def test_hostile_programs_fail_and_the_host_is_unharmed(tmp_path, listener, uids):
     sentinel = tmp_path / "keep.txt"
     sentinel.write_text("mine")
     outside = tmp_path / "written.txt"
@@ -58,7 +68,7 @@ def test_hostile_programs_fail_and_the_host_is_unharmed(tmp_path, listener):
     with pytest.raises(socket.timeout):
         listener.accept()
     assert outcomes[0].network_isolated or not AS_ROOT
-    assert not live_pids_of(min_uid=1_500_000_000)  # every sandbox uid's process is gone
+    assert not [pid for uid in uids for pid in live_pids_of(uid)]  # every process is gone
 
 
 @pytest.mark.skipif(not AS_ROOT, reason="the uid layer exists only when evaluating as root")
@@ -69,7 +79,14 @@ def test_root_only_layers_name_their_reason(tmp_path):
         "open('/tmp/sftmix-sbx-leftover', 'w').write('x')\nraise SystemExit(1)\n",
     ], Limits(timeout_s=3))
     assert "Operation not permitted" in outcomes[0].detail
-    assert "Permission denied" in outcomes[1].detail
+    # tmp_path is in the real /tmp, which the program's private /tmp hides; a path it can see
+    # is read-only to it (or, without a mount namespace, closed to its uid)
+    assert "No such file or directory" in outcomes[1].detail or "mounts" not in \
+        outcomes[1].layers
+    denied = run_programs(["open('/usr/sftmix-sbx-probe', 'w')\n"])[0]
+    assert ("Read-only file system" if "mounts" in denied.layers else "Permission denied") \
+        in denied.detail
+    assert not os.path.exists("/usr/sftmix-sbx-probe")
     assert not os.path.exists("/tmp/sftmix-sbx-leftover")  # its files in /tmp are removed
 
 

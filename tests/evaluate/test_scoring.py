@@ -54,6 +54,25 @@ def test_code_scores_full_functions_and_bare_bodies():
     assert math.isclose(scores["code"], 2 / 3)
 
 
+def test_model_code_and_tests_are_kept_apart():
+    """The tests' side gets the prompt (its helpers) and the tests, never the model's code; the
+    candidate's side never gets the tests."""
+    prog = build_program(PROBLEM, "def add_2(x):\n    return x + 2  # MODEL")
+    assert "MODEL" in prog.solution and "def check" not in prog.solution
+    assert "MODEL" not in prog.tests and "def check" in prog.tests and '"""Add 2."""' in prog.tests
+    assert prog.entry_point == "add_2"
+
+
+def test_tests_may_call_the_prompts_helpers():
+    """HumanEval/38's check calls encode_cyclic, a helper from the prompt, on its own side."""
+    problem = {"task_id": "t/1", "entry_point": "decode",
+               "prompt": "def encode(s):\n    return s[::-1]\n\n\ndef decode(s):\n",
+               "test": "def check(candidate):\n    assert candidate(encode('abc')) == 'abc'\n"}
+    scores, records = score_code([["    return encode(s)\n", "    return s\n"]], [problem],
+                                 ks=[1])
+    assert [r["verdict"] for r in records] == ["passed", "failed"]
+
+
 def test_sandbox_exit_midway_is_a_failure_and_timeouts_are_killed():
     prog = build_program(PROBLEM, "import sys\nsys.exit(0)\n")
     assert run_program(prog).status == "failed"
