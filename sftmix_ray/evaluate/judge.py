@@ -16,6 +16,7 @@ import email.utils
 import http.client
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -26,7 +27,7 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 
-from ..redact import redact, secret_values
+from ..redact import MIN_SECRET_LENGTH, redact, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ def retry_after_s(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
+        # 'nan' and 'inf' parse as floats; a server's nonsense falls back to the usual backoff
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     except ValueError:
         pass
     try:
@@ -204,10 +207,11 @@ class JudgeClient:
         self.max_tokens, self.retry_after_cap_s = max_tokens, retry_after_cap_s
         self.deadline_s = deadline_s if deadline_s is not None else \
             timeout_s * (max_retries + 1)
-        # the key in use is cut whatever its length; the environment's secrets as redact.py finds
-        # them, plus the configured variable even when its name does not look secret
-        self._secrets = sorted({v for v in [api_key, *secret_values(secret_env)] if v},
-                               key=len, reverse=True)
+        # the key in use and the environment's secrets as redact.py finds them, plus the configured
+        # variable even when its name does not look secret; a value shorter than redact's minimum
+        # is a placeholder (vLLM's "EMPTY"), and cutting it would cut every ordinary "empty"
+        self._secrets = sorted({v for v in [api_key, *secret_values(secret_env)]
+                                if v and len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
@@ -283,7 +287,9 @@ class JudgeClient:
                         status, headers = exc.code, exc.headers
                         data = exc.read(MAX_REPLY_BYTES + 1)
             except (OSError, http.client.HTTPException, ValueError):
-                if deadline.passed:
+                # past the deadline, a socket timeout may beat the timer's thread to it: the same
+                # cause either way
+                if deadline.passed or deadline.remaining() <= 0:
                     raise _DeadlinePassed() from None
                 raise
             if deadline.passed:  # a body read to "end of stream" ends quietly when cut

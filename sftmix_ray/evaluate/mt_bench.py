@@ -93,8 +93,8 @@ def _grade(client, item: dict, ans: list[str], turn: int) -> dict:
     cut = getattr(client, "redact", redact)  # the client knows the key it sends
     try:
         judgment = client.complete(system, user)
-    except JudgeError as exc:
-        reason = cut(str(exc))
+    except Exception as exc:  # noqa: BLE001 - whatever fails, it is one failed grade
+        reason = cut(str(exc) if isinstance(exc, JudgeError) else f"{type(exc).__name__}: {exc}")
         log.warning("MT-Bench judge failed question %s turn %d: %s", item["question_id"], turn,
                     reason)
         return {**record, "judgment": "", "rating": -1, "error": reason}

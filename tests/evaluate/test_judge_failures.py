@@ -128,6 +128,9 @@ def test_retry_after_never_waits_past_the_grades_deadline(judge_server):
 def test_retry_after_values():
     assert retry_after_s("7") == 7 and retry_after_s(" 0 ") == 0 and retry_after_s("1.5") == 1.5
     assert retry_after_s(None) is None and retry_after_s("soon") is None
+    # nonsense a float() still parses: the usual backoff, never a crash in time.sleep
+    assert retry_after_s("nan") is None and retry_after_s("inf") is None
+    assert retry_after_s("-inf") is None
     assert retry_after_s(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0
     assert 8 < retry_after_s(email.utils.formatdate(time.time() + 10, usegmt=True)) <= 10
 

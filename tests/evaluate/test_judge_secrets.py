@@ -143,3 +143,15 @@ def test_a_redirect_is_not_followed(judge_server, monkeypatch, status):
                                          r"not followed\)"):
         _client(server).complete("s", "u")
     assert len(server.requests) == 1 and elsewhere.requests == []
+
+
+@pytest.mark.parametrize("placeholder", ["EMPTY", "none"])
+def test_a_placeholder_key_is_sent_but_does_not_blank_ordinary_words(judge_server, monkeypatch,
+                                                                     placeholder):
+    # vLLM's servers take any key; users set a short placeholder such as EMPTY
+    monkeypatch.setenv("SFTMIX_JUDGE_API_KEY", placeholder)
+    server = judge_server("The glass is empty, none left. Rating: [[4]]")
+    scores, records = score_mt_bench([WRITING], [["a", "b"]], _client(server))
+    assert server.requests[0]["auth"] == f"Bearer {placeholder}"
+    assert scores["general"] == 4
+    assert all("empty, none left" in r["judgment"] for r in records)
