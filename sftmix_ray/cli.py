@@ -35,10 +35,14 @@ def _load(path: Path, overrides: dict | None = None):
 
 
 def _quiet_libraries(quiet: bool) -> None:
-    """MLflow announces creating its SQLite tables at INFO: noise to a user watching a sweep."""
+    """MLflow announces creating its SQLite tables at INFO: noise to a user watching a sweep.
+    MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL when it is imported (later, in the
+    sweep), so the variable is what holds; a logger level set now would be reset then."""
     if quiet:
         import logging
+        import os
 
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
