@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
 
-from .sandbox import Limits, Program, run_programs
+from .sandbox import Limits, Outcome, Program, run_programs
 
 _FENCE = re.compile(r"```(?:python|py)?\n(.*?)(?:```|$)", re.S)
+_log = logging.getLogger(__name__)
+_warned: list[bool] = []  # once per process: a sweep scores many times
 
 
 def completion_code(output: str) -> str:
@@ -42,13 +45,27 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
+def _warn_if_unguaranteed(outcomes: list[Outcome]) -> None:
+    """Without a uid of its own or a user namespace, a candidate can reach the evaluator's pipes
+    (sandbox.py): its pass is not guaranteed, and whoever reads the scores should know."""
+    weak = next((o for o in outcomes if o.layers and not {"uid", "userns"} & o.layers), None)
+    if weak is not None and not _warned:
+        _warned.append(True)
+        _log.warning("code verdicts are not guaranteed here: programs run with neither a uid of "
+                     "their own nor a user namespace (layers: %s), so a candidate could forge a "
+                     "pass; evaluate as root, or where user namespaces are allowed",
+                     ",".join(sorted(weak.layers)))
+
+
 def score_code(outputs: list[list[str]], problems: list[dict], ks: list[int] = (1,),
                limits: Limits = Limits(), workers: int | None = None
                ) -> tuple[dict, list[dict]]:
     """`outputs[i]` holds the samples for problem i. `code` is the mean pass@k for the first k,
     and `code_pass_at_<k>` is reported for every k (MLflow metric names cannot hold '@')."""
     programs = [build_program(p, o) for p, outs in zip(problems, outputs) for o in outs]
-    outcomes = iter(run_programs(programs, limits, workers))
+    done = run_programs(programs, limits, workers)
+    _warn_if_unguaranteed(done)
+    outcomes = iter(done)
     records, totals = [], {k: 0.0 for k in ks}
     for prob, outs in zip(problems, outputs):
         results = [next(outcomes) for _ in outs]
@@ -58,7 +75,8 @@ def score_code(outputs: list[list[str]], problems: list[dict], ks: list[int] = (
         for o, r in zip(outs, results):
             records.append({"task_id": prob["task_id"], "prompt": prob["prompt"], "output": o,
                             # already capped, printable and redacted (sandbox.clean_detail)
-                            "verdict": r.status, "detail": r.detail})
+                            "verdict": r.status, "detail": r.detail,
+                            "layers": sorted(r.layers)})  # what held while it ran (sandbox.py)
     n = max(len(problems), 1)
     scores = {f"code_pass_at_{k}": totals[k] / n for k in ks}
     scores["code"] = scores[f"code_pass_at_{ks[0]}"]

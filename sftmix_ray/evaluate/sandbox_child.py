@@ -1,18 +1,26 @@
 """What runs inside a sandboxed process: confine it, then play one role.
 
-The evaluator starts `python -I -S -c <boot>` with `key=value` arguments (limits, fds, role);
-stdin brings this module and the wire module, compiled, then the source to run. Confinement
-happens here, before any of that source runs, in this order (each step needs the privileges the
-next one gives up):
+The evaluator starts `python -I -B -S -c <boot>` with `key=value` arguments (limits, fds, role,
+the uid to become or -1); stdin brings this module and the wire module, compiled, then the source
+to run. Confinement happens here, before any of that source runs, in this order (each step needs
+the privileges the next one gives up):
 1. resource limits (CPU time, address space, file size, open files, processes, no core dumps);
-2. namespaces: as root, mount + network + IPC; otherwise user + network (network alone if not);
+2. namespaces, the first combination the kernel (and any seccomp or LSM policy above us) allows:
+   as root, mount + network + IPC, else as many of them as are allowed; without a uid of its own
+   (uid -1), a user namespace too (with network + IPC where allowed);
 3. with a mount namespace (see `_build_mounts`): every inherited mount read-only, private tmpfs
    scratch over /tmp, /var/tmp and /dev/shm, and the interpreter's prefix re-exposed read-only
-   through a traversable tmpfs if it sits under a root-only directory such as /root;
-4. as root: the fresh uid, with no capability left at all (bounding set emptied too);
-5. no_new_privs, and a seccomp filter: socket(AF_UNIX, ...), io_uring_setup and every system
-   call of another ABI (32-bit int 0x80, x32) fail with EACCES.
-The layers that took effect go to the status pipe before the source is read.
+   through a traversable tmpfs if it sits under a root-only directory such as /root. If the very
+   first mount call is refused, there is no `mounts` layer; a later refusal is an error;
+4. no capability left: the bounding set emptied where CAP_SETPCAP allows it (`nocaps`), the uid
+   changed (as root, uid >= 0), then every set cleared. Without a mount namespace, a prefix under
+   a root-only directory stays importable through a directory handle opened before the change
+   (`_reroute`), never through a capability;
+5. no_new_privs, and a seccomp filter: socket(AF_UNIX, ...), io_uring_setup, the keyring calls,
+   open_by_handle_at and every system call of another ABI (32-bit int 0x80, x32) fail with EACCES.
+The layers that took effect go to the status pipe before the source is read; if confinement fails
+(a later mount refused, a uid change or capset refused, a capability left), `error <cause>` goes
+there instead and the process exits: the evaluator raises it, since no program could be judged.
 
 Roles: `plain` runs the source and then writes `done` (the program's own word, see sandbox.py);
 `candidate` runs the model's code with its status pipe closed and answers calls over the wire;
@@ -24,25 +32,36 @@ module as `sandbox_wire` before running this code.
 """
 
 import ctypes
+import errno
 import os
 import resource
 import stat
 import sys
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWNET = 0x20000, 0x8000000, 0x10000000, 0x40000000
+# Tried in order; the first the kernel and any policy above us allow wins (root without
+# CAP_SYS_ADMIN, or with unshare refused by seccomp or AppArmor, gets none of the first list).
+_ROOT_TRIES = ((CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC, "mounts net ipc"),
+               (CLONE_NEWNS | CLONE_NEWNET, "mounts net"), (CLONE_NEWNS, "mounts"),
+               (CLONE_NEWNET | CLONE_NEWIPC, "net ipc"), (CLONE_NEWNET, "net"))
+_USER_TRIES = ((CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC, "userns net ipc"),
+               (CLONE_NEWUSER | CLONE_NEWNET, "userns net"), (CLONE_NEWUSER, "userns"))
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = (
     1 << 10, 1 << 11, 1 << 12, 1 << 14, 1 << 18, 1 << 21)
 _KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
                "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
-PR_SET_DUMPABLE, PR_SET_KEEPCAPS, PR_CAPBSET_DROP, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = (
-    4, 8, 24, 22, 38)
-CAP_DAC_READ_SEARCH = 2
+PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 4, 24, 22, 38
 SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 WORKDIR = "/tmp/work"  # inside the private /tmp, so the same path for every program
-# (audit arch, socket's number) per machine; io_uring_setup is 425 on every arch since 5.1.
-_SECCOMP_ARCH = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}
-_NR_IO_URING_SETUP, _AF_UNIX, _EACCES = 425, 1, 13
+# Per machine: the audit arch, socket's number, then the calls refused outright: add_key,
+# request_key and keyctl (a key outlives the process, in the uid's keyring or the session keyring
+# it shares with the evaluator), open_by_handle_at (opens a file by handle, past path checks),
+# io_uring_setup (425 everywhere since 5.1; io_uring would bypass the filter).
+_SECCOMP = {"x86_64": (0xC000003E, 41, (248, 249, 250, 304, 425)),
+            "aarch64": (0xC00000B7, 198, (217, 218, 219, 265, 425))}
+_AF_UNIX = 1
+_LD, _JEQ, _JGE, _RET = 0x20, 0x15, 0x35, 0x06
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -67,16 +86,11 @@ def _set_limits(cfg: dict) -> None:
         resource.setrlimit(limit, (value, value))
 
 
-def _unshare(as_root: bool) -> set:
-    if as_root:
-        if _libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC) == 0:
-            return {"net", "ipc", "mounts"}
-        return {"net"} if _libc.unshare(CLONE_NEWNET) == 0 else set()
-    # A user namespace first: from one, a process cannot ptrace or open /proc/<pid>/fd of the
-    # evaluator's same-uid processes, which is all that guards the verdict without the uid layer.
-    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
-        return {"userns", "net"}
-    return {"net"} if _libc.unshare(CLONE_NEWNET) == 0 else set()
+def _unshare(tries) -> set:
+    for flags, names in tries:
+        if _libc.unshare(flags) == 0:
+            return set(names.split())
+    return set()
 
 
 def _unescape(path: str) -> str:
@@ -111,6 +125,10 @@ def _closed_ancestor(path: str) -> str | None:
     return None
 
 
+def _prefixes() -> list[str]:
+    return sorted({os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)})
+
+
 def _make_path(path: str) -> None:
     """Create the missing directories down to `path`, traversable but not listable by others
     (0711), so the tmpfs laid over /root shows nothing."""
@@ -122,15 +140,18 @@ def _make_path(path: str) -> None:
             os.chmod(current, 0o711)
 
 
-def _build_mounts(scratch_bytes: int, uid: int) -> None:
-    """The filesystem the program sees (this process is root in a fresh mount namespace)."""
-    prefixes = sorted({os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)})
+def _build_mounts(scratch_bytes: int, uid: int) -> bool:
+    """The filesystem the program sees (this process is root in a fresh mount namespace); False,
+    with nothing changed, where mount is refused altogether (seccomp, AppArmor)."""
+    try:  # private first, or the mounts below would propagate back to the evaluator's namespace
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    except OSError:
+        return False
+    prefixes = _prefixes()
     # Handles taken before anything covers the prefixes: binding /proc/self/fd/N reaches a
     # directory by its handle even once its path is hidden under a tmpfs.
     handles = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in prefixes]
     closed = {a for a in (_closed_ancestor(p) for p in prefixes) if a}
-    # Private first, or the mounts below would propagate back to the evaluator's namespace.
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _read_only_everything()
     scratch = sorted({os.path.realpath(d) for d in SCRATCH if os.path.isdir(d)})
     for d in scratch:
@@ -154,6 +175,38 @@ def _build_mounts(scratch_bytes: int, uid: int) -> None:
     os.chown(WORKDIR, uid, uid)
     os.chdir(WORKDIR)
     os.environ.update(HOME=WORKDIR, TMPDIR=WORKDIR)
+    return True
+
+
+def _closed_prefixes() -> list[tuple[str, str]]:
+    """(a name of the prefix, /proc/self/fd/N) for each prefix under a root-only directory, the
+    handle opened while still root."""
+    routes = []
+    for prefix in _prefixes():
+        if _closed_ancestor(prefix):
+            via = f"/proc/self/fd/{os.open(prefix, os.O_PATH | os.O_DIRECTORY)}"
+            routes += [(name, via) for name in {prefix, sys.base_prefix, sys.base_exec_prefix}
+                       if os.path.realpath(name) == prefix]
+    return routes
+
+
+def _reroute(routes: list[tuple[str, str]]) -> None:
+    """Imports reach each such prefix through /proc/self/fd/N: that link leads to the directory
+    by its handle, so only the prefix's own modes are checked, not the root-only ones above it.
+    The library stays importable without a mount namespace and without CAP_DAC_READ_SEARCH
+    (which would open every file on the machine to the program)."""
+    def moved(path: str) -> str:
+        for name, via in routes:
+            if path == name or path.startswith(name + "/"):
+                return via + path[len(name):]
+        return path
+
+    if routes:
+        sys.path[:] = map(moved, sys.path)
+        for module in list(sys.modules.values()):  # packages imported already (encodings, ctypes)
+            if isinstance(getattr(module, "__path__", None), list):
+                module.__path__[:] = map(moved, module.__path__)
+        sys.path_importer_cache.clear()
 
 
 def _capabilities() -> dict:
@@ -162,27 +215,30 @@ def _capabilities() -> dict:
                 if k in ("CapInh", "CapPrm", "CapEff", "CapAmb")}
 
 
-def _drop_to(uid: int, keep_search: bool) -> set:
-    """Become `uid` with no capability. Only without a mount namespace (so no re-exposed
-    prefix) is CAP_DAC_READ_SEARCH kept, so the interpreter can still import its library from a
-    root-only prefix: the degraded mode, reported by the missing `nocaps` layer."""
+def _drop_to(uid: int) -> set:
+    """Become `uid` (unless -1) with no capability in any set. The bounding set is emptied where
+    CAP_SETPCAP allows it (`nocaps`); where it does not (EPERM), no_new_privs, set next, still
+    keeps exec from granting any."""
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last = int(f.read())
-    for cap in range(last + 1):  # the bounding set: nothing can be regained through exec either
-        if not (keep_search and cap == CAP_DAC_READ_SEARCH):
-            _ok(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding capability")
-    _libc.prctl(PR_SET_KEEPCAPS, int(keep_search), 0, 0, 0)
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)  # without keepcaps, leaving uid 0 clears every capability
-    keep = 1 << CAP_DAC_READ_SEARCH if keep_search else 0
-    if keep_search:
-        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
-        _ok(_libc.capset(header, (ctypes.c_uint32 * 6)(keep, keep, 0, 0, 0, 0)), "capset")
+    emptied = True
+    for cap in range(last + 1):  # nothing can be regained through exec either
+        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            err = ctypes.get_errno()
+            if err != errno.EPERM:  # only a missing CAP_SETPCAP is a mode; anything else, a fault
+                raise OSError(err, f"sandbox: drop bounding capability: {os.strerror(err)}")
+            emptied = False
+            break
+    if uid >= 0:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)  # leaving uid 0 clears the permitted, effective and ambient sets
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # and this the inheritable set, which it keeps
+    _ok(_libc.capset(header, (ctypes.c_uint32 * 6)()), "capset")
     caps = _capabilities()
-    if caps != {"CapInh": 0, "CapPrm": keep, "CapEff": keep, "CapAmb": 0}:
-        raise SystemExit(f"sandbox: capabilities left after dropping privileges: {caps}")
-    return {"uid"} if keep_search else {"uid", "nocaps"}
+    if any(caps.values()):
+        raise OSError(errno.EPERM, f"capabilities left after dropping privileges: {caps}")
+    return ({"uid"} if uid >= 0 else set()) | ({"nocaps"} if emptied else set())
 
 
 class _SockFilter(ctypes.Structure):
@@ -194,42 +250,46 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def _install_seccomp() -> bool:
-    """A filesystem socket is reached by connect(), which no namespace stops: refuse creating
-    AF_UNIX sockets at all (nothing in the sandbox has a legitimate use for one)."""
-    if os.uname().machine not in _SECCOMP_ARCH:
-        return False
-    arch, nr_socket = _SECCOMP_ARCH[os.uname().machine]
-    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-    allow, deny = 0x7FFF0000, 0x00050000 | _EACCES
-    program = [  # (code, k, jump-if-true, jump-if-false) as absolute targets; 8 allow, 9 deny
-        (ld, 4, None, None),                      # 0: seccomp_data.arch
-        (jeq, arch, 2, 9),                        # 1: another ABI: deny
-        (ld, 0, None, None),                      # 2: seccomp_data.nr
-        (jge, 0x40000000, 9, 4),                  # 3: the x32 ABI: deny
-        (jeq, _NR_IO_URING_SETUP, 9, 5),          # 4: io_uring would bypass the filter
-        (jeq, nr_socket, 6, 8),                   # 5: socket() ...
-        (ld, 16, None, None),                     # 6: ... its family, args[0] (low word)
-        (jeq, _AF_UNIX, 9, 8),                    # 7: AF_UNIX: deny
-        (ret, allow, None, None),                 # 8
-        (ret, deny, None, None),                  # 9
-    ]
+def install_filter(checks: list, error: int) -> bool:
+    """A seccomp filter: `checks` are (code, k, jump-if-true, jump-if-false), jumps as absolute
+    indices or "allow" / "deny" (the call fails with `error`), followed by those two returns."""
+    where = {"allow": len(checks), "deny": len(checks) + 1}
+    program = [*checks, (_RET, 0x7FFF0000, None, None), (_RET, 0x00050000 | error, None, None)]
     insns = (_SockFilter * len(program))(*[
-        _SockFilter(code, 0 if t is None else t - i - 1, 0 if f is None else f - i - 1, k)
+        _SockFilter(code, 0 if t is None else where.get(t, t) - i - 1,
+                    0 if f is None else where.get(f, f) - i - 1, k)
         for i, (code, k, t, f) in enumerate(program)])
     fprog = _SockFprog(len(program), insns)
     return _libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(fprog), 0, 0) == 0
 
 
+def _install_seccomp() -> bool:
+    """A filesystem socket is reached by connect(), which no namespace stops: refuse creating
+    AF_UNIX sockets at all (nothing in the sandbox has a legitimate use for one)."""
+    if os.uname().machine not in _SECCOMP:
+        return False
+    arch, nr_socket, refused = _SECCOMP[os.uname().machine]
+    checks = [(_LD, 4, None, None), (_JEQ, arch, 2, "deny"),  # seccomp_data.arch: another ABI
+              (_LD, 0, None, None), (_JGE, 0x40000000, "deny", 4)]  # .nr; the x32 ABI
+    for nr in refused:
+        checks.append((_JEQ, nr, "deny", len(checks) + 1))
+    checks.append((_JEQ, nr_socket, len(checks) + 1, "allow"))
+    checks += [(_LD, 16, None, None), (_JEQ, _AF_UNIX, "deny", "allow")]  # socket's family
+    return install_filter(checks, errno.EACCES)
+
+
 def confine(cfg: dict) -> set:
     """Confine this process as the module docstring says; the layers that took effect."""
     _set_limits(cfg)
-    as_root = cfg["uid"] >= 0
-    layers = _unshare(as_root)
-    if "mounts" in layers:
-        _build_mounts(cfg["scratch"], cfg["uid"])
-    if as_root:
-        layers |= _drop_to(cfg["uid"], keep_search="mounts" not in layers)
+    uid = cfg["uid"]
+    layers = _unshare(_ROOT_TRIES if os.geteuid() == 0 else ())
+    if "mounts" in layers and not _build_mounts(cfg["scratch"], uid):
+        layers.discard("mounts")
+    if uid < 0:  # no uid of its own: a user namespace keeps it from the evaluator's /proc/<pid>/fd
+        layers |= _unshare(_USER_TRIES)
+    handles = _closed_prefixes() if uid >= 0 and "mounts" not in layers else []
+    layers |= _drop_to(uid)
+    _reroute(handles)
     if cfg["role"] == "harness":  # no same-uid process may read its memory or its pipes
         _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     _ok(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
@@ -266,7 +326,13 @@ def main() -> None:
            for k, v in (arg.split("=", 1) for arg in sys.argv[1:])}
     del sys.argv[1:]
     status = cfg["status"]
-    os.write(status, f"layers {','.join(sorted(confine(cfg)))}\n".encode())
+    try:
+        layers = confine(cfg)
+    except BaseException as exc:  # no program can be judged like this: the evaluator's error
+        cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        os.write(status, f"error {cause}\n".encode())
+        os._exit(70)
+    os.write(status, f"layers {','.join(sorted(layers))}\n".encode())
     source = sys.stdin.buffer.read().decode("utf-8", "surrogatepass")  # what the boot left
     sys.stdin.close()
     try:

@@ -7,9 +7,11 @@ cannot smuggle behaviour across (an object whose `__eq__` always says True has n
 all). A reply that is oversized, malformed or not plain data breaks the call in the test process.
 
 A call is ("call", args, kwargs); a reply is ("ok", value), ("raise", type name, message) or
-("unsupported", why). Standard library only, no package imports, and nothing slow to import
-(no json, no re): the sandbox launcher runs this file inside every sandboxed process, where
-`sftmix_ray` is not importable.
+("unsupported", why). A raised built-in is raised again in the test process, except that
+StopIteration and StopAsyncIteration become RuntimeError (they would end a test's loop early).
+Standard library only, no package imports, and nothing slow to import (no json, no re): the
+sandbox launcher runs this file inside every sandboxed process, where `sftmix_ray` is not
+importable.
 """
 
 import builtins
@@ -190,6 +192,11 @@ def _outcome(reply):
     if isinstance(kind, type) and issubclass(kind, BaseException):
         if not issubclass(kind, Exception):  # SystemExit and the like: the call never returned
             raise CandidateBroke(f"the candidate raised {reply[1]}: {reply[2]}")
+        if issubclass(kind, (StopIteration, StopAsyncIteration)):
+            # Raised out of the proxy inside a test's map() or async iterator, it would end that
+            # iteration early, and `all(map(candidate, xs))` would hold with calls unmade: a
+            # RuntimeError instead, as PEP 479 does for generators.
+            return "raise", RuntimeError(f"the candidate raised {reply[1]}: {reply[2]}")
         try:
             return "raise", kind(reply[2])
         except Exception:  # a built-in whose constructor wants more than a message

@@ -24,8 +24,8 @@ from sftmix_ray.evaluate.sandbox import (
     run_programs,
 )
 
-AS_ROOT = os.geteuid() == 0
-root_only = pytest.mark.skipif(not AS_ROOT, reason="the uid and mount layers exist only as root")
+root_only = pytest.mark.skipif(not sandbox.uid_layer(),
+                               reason="the uid and mount layers exist only as root")
 SECRET = "sk-test-4f9a1b2c3d4e5f60718293a4b5c6d7e8"
 
 
@@ -220,14 +220,59 @@ def test_records_are_capped_clean_and_redacted(monkeypatch):
     assert "[redacted]" in records[0]["detail"] and len(records[0]["detail"]) <= DETAIL_CHARS
 
 
-def test_without_the_root_layers_the_outcome_says_so(monkeypatch):
-    """The degraded mode (not root): programs still run and pass, and `layers` names what is
-    missing, as `network_isolated` does for the network."""
-    monkeypatch.setattr(sandbox, "_AS_ROOT", False)
-    outcomes = [run_program("x = 1\n"),
-                run_program(Program("def f():\n    return 1\n",
+def test_without_fresh_uids_programs_run_and_the_layers_say_so(monkeypatch):
+    """Where fresh uids cannot be used (not root; a rootless container, where chown to an
+    unmapped uid fails), programs run as the evaluator's uid holding no capability, still pass,
+    and `layers` names what is missing, as `network_isolated` does for the network."""
+    monkeypatch.setattr(sandbox, "_fresh_uids_work", lambda: False)
+    assert not sandbox.uid_layer()
+    caps = ("caps = {k: v.strip() for k, v in (l.split(':') for l in open('/proc/self/status'))"
+            " if k in ('CapInh', 'CapPrm', 'CapEff', 'CapAmb')}\n"
+            "assert set(caps.values()) == {'0000000000000000'}, caps\n")
+    outcomes = [run_program("x = 1\n"), run_program(caps),
+                run_program(Program("import json\ndef f():\n    return json.loads('1')\n",
                                     "def check(c):\n    assert c() == 1\n", "f"))]
     for outcome in outcomes:
         assert outcome.passed, outcome.detail
-        assert not {"uid", "mounts", "nocaps"} & outcome.layers
+        assert "uid" not in outcome.layers and "seccomp" in outcome.layers
         assert outcome.network_isolated == ("net" in outcome.layers)
+
+
+# (add_key, request_key, keyctl, open_by_handle_at, getpid) per machine
+_NUMBERS = {"x86_64": (248, 249, 250, 304, 39), "aarch64": (217, 218, 219, 265, 172)}
+
+
+@pytest.mark.skipif(os.uname().machine not in _NUMBERS, reason="syscall numbers for this machine")
+def test_keyrings_and_file_handles_are_refused():
+    """A key added to the uid's or the session keyring would outlive the run (the session keyring
+    is the evaluator's); open_by_handle_at opens files past every path check."""
+    add_key, request_key, keyctl, by_handle, getpid = _NUMBERS[os.uname().machine]
+    raw = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+           "if {call} < 0:\n    raise PermissionError(ctypes.get_errno(), 'refused')\n")
+    calls = {
+        "add_key, user keyring": f"libc.syscall({add_key}, b'user', b'sftmix', b'v', 1, -4)",
+        "add_key, session keyring": f"libc.syscall({add_key}, b'user', b'sftmix', b'v', 1, -3)",
+        "request_key": f"libc.syscall({request_key}, b'user', b'sftmix', None, -4)",
+        "keyctl, a new session keyring": f"libc.syscall({keyctl}, 1, None)",
+        "open_by_handle_at": f"libc.syscall({by_handle}, -100, "
+                             "ctypes.create_string_buffer(136), 0)",
+    }
+    outcomes = run_programs([raw.format(call=c) for c in
+                             [*calls.values(), f"libc.syscall({getpid})"]], workers=2)
+    assert outcomes[-1].passed, outcomes[-1].detail  # the same call shape, allowed
+    for name, outcome in zip(calls, outcomes):
+        assert not outcome.passed and "PermissionError: [Errno 13]" in outcome.detail, name
+        assert "seccomp" in outcome.layers, name
+
+
+def test_the_interpreter_writes_no_bytecode_and_randomises_hashes():
+    """-I ignores PYTHON* variables, so -B keeps bytecode out of what a program imports, and
+    hash randomisation stays on (a seed per process)."""
+    probe = ("import os, sys\nassert sys.flags.isolated and sys.flags.dont_write_bytecode\n"
+             "assert sys.flags.hash_randomization == 1\n"
+             "open('probe_mod.py', 'w').write('X = 1\\n')\nsys.path.insert(0, os.getcwd())\n"
+             "import probe_mod\nassert probe_mod.X == 1\n"
+             "assert not os.path.exists('__pycache__'), os.listdir('.')\n")
+    outcomes = run_programs([probe, Program(probe + "def f():\n    return 1\n",
+                                            "def check(c):\n    assert c() == 1\n", "f")])
+    assert all(o.passed for o in outcomes), [o.detail for o in outcomes]

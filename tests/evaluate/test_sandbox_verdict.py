@@ -10,9 +10,8 @@ from collections import OrderedDict, namedtuple
 import pytest
 
 from sftmix_ray.evaluate import sandbox_wire as wire
-from sftmix_ray.evaluate.sandbox import Limits, Program, run_programs
+from sftmix_ray.evaluate.sandbox import Limits, Program, run_programs, uid_layer
 
-AS_ROOT = os.geteuid() == 0
 SQUARE_TESTS = "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 9\n"
 SQUARE = "def sq(x):\n    return x * x\n"
 Point = namedtuple("Point", "x y")
@@ -181,7 +180,8 @@ FORGERIES = {
 }
 
 
-@pytest.mark.skipif(not AS_ROOT, reason="verdict integrity rests on the uid layer (root only)")
+# Some forgeries kill every process they can: only a uid of its own keeps pytest out of reach.
+@pytest.mark.skipif(not uid_layer(), reason="these forgeries need the uid layer (root only)")
 def test_a_candidate_cannot_forge_a_pass():
     lenient = ("def check(candidate):\n    try:\n        assert candidate(2) == 4\n"
                "    except Exception:\n        pass\n")
@@ -219,3 +219,47 @@ def test_honest_candidates_keep_their_behaviour():
     outcomes = run_programs([Program(solution, tests, "f"),
                              Program("def f(x):\n    return x + 1\n", helper, "f")])
     assert all(o.passed for o in outcomes), [o.detail for o in outcomes]
+
+
+@pytest.mark.parametrize("kind", [StopIteration, StopAsyncIteration])
+def test_a_raised_stop_iteration_becomes_a_runtime_error(kind):
+    def stop(x):
+        raise kind("early")
+
+    with wired(lambda r, w: wire.serve({"f": stop}, "f", r, w)) as (candidate, broken):
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match=f"{kind.__name__}: early"):
+                candidate(1)
+        assert not broken  # an exception like any other, not a broken call
+
+
+# Tests that pass vacuously if a call's StopIteration ends their loop, and the same tests on an
+# honest candidate; the candidate's reply would cross as a StopIteration raised in the tests.
+_EARLY_ENDS = {
+    "all(map(...))": "def check(candidate):\n    assert all(map(candidate, [2, 3, -1]))\n",
+    "for over map(...)": "def check(candidate):\n    for ok in map(candidate, [2, 3, -1]):\n"
+                         "        assert ok\n",
+    "async for": "def check(candidate):\n    class Calls:\n        n = 0\n"
+                 "        def __aiter__(self):\n            return self\n"
+                 "        async def __anext__(self):\n            self.n += 1\n"
+                 "            if self.n > 3:\n                raise StopAsyncIteration\n"
+                 "            assert candidate(self.n)\n            return self.n\n"
+                 "    async def run():\n        async for _ in Calls():\n            pass\n"
+                 "    try:\n        run().send(None)\n    except StopIteration:\n        pass\n",
+}
+
+
+def test_a_candidate_cannot_end_a_tests_loop_early():
+    stops = {"StopIteration": "def ok(x):\n    raise StopIteration\n",
+             "StopAsyncIteration": "def ok(x):\n    raise StopAsyncIteration\n"}
+    honest = "def ok(x):\n    return x > 0 or x == -1\n"
+    cases = [(f"{loop}, {name}", Program(code, tests, "ok"))
+             for loop, tests in _EARLY_ENDS.items() for name, code in stops.items()]
+    cases += [(f"{loop}, honest", Program(honest, tests, "ok"))
+              for loop, tests in _EARLY_ENDS.items()]
+    outcomes = run_programs([program for _, program in cases], Limits(timeout_s=5), workers=2)
+    for (name, _), outcome in zip(cases, outcomes):
+        if name.endswith("honest"):
+            assert outcome.passed, (name, outcome.detail)
+        else:
+            assert not outcome.passed and "RuntimeError" in outcome.detail, (name, outcome)

@@ -1,11 +1,13 @@
+import logging
 import math
 
 import pytest
 
+from sftmix_ray.evaluate import code
 from sftmix_ray.evaluate.code import build_program, pass_at_k, score_code
 from sftmix_ray.evaluate.general import token_f1
 from sftmix_ray.evaluate.math import extract_flexible, extract_strict, same_number, score_math
-from sftmix_ray.evaluate.sandbox import Limits, run_program
+from sftmix_ray.evaluate.sandbox import Limits, Outcome, run_program
 
 
 @pytest.mark.parametrize("text,strict,flexible", [
@@ -92,3 +94,27 @@ def test_token_f1():
     assert token_f1("The opposite of hot is cold.", "The opposite of hot is cold.") == 1.0
     assert token_f1("", "x") == 0.0
     assert 0 < token_f1("hot cold", "The opposite of hot is cold.") < 1
+
+
+def test_code_records_carry_the_layers_that_held():
+    _, records = score_code([["    return x + 2\n", "    return x\n"]], [PROBLEM])
+    for record in records:
+        assert "seccomp" in record["layers"] and record["layers"] == sorted(record["layers"])
+
+
+@pytest.mark.parametrize("layers,warned", [
+    ({"uid", "nocaps", "mounts", "net", "ipc", "seccomp"}, False),  # root
+    ({"userns", "net", "ipc", "seccomp"}, False),  # not root, in a user namespace
+    ({"net", "seccomp"}, True),  # neither: a candidate can reach the evaluator's pipes
+    ({"seccomp"}, True),
+])
+def test_unguaranteed_verdicts_warn_once_per_process(monkeypatch, caplog, layers, warned):
+    monkeypatch.setattr(code, "_warned", [])
+    outcome = Outcome(True, "passed", "", "net" in layers, frozenset(layers))
+    monkeypatch.setattr(code, "run_programs", lambda programs, *_: [outcome] * len(programs))
+    with caplog.at_level(logging.WARNING, logger=code.__name__):
+        for _ in range(3):  # a sweep scores many times
+            scores, records = score_code([["    return x + 2\n"]] * 2, [PROBLEM] * 2)
+            assert scores["code"] == 1.0 and records[0]["layers"] == sorted(layers)
+    warnings = [r for r in caplog.records if "not guaranteed" in r.getMessage()]
+    assert len(warnings) == (1 if warned else 0)
