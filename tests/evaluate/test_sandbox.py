@@ -27,15 +27,6 @@ def listener():
     server.close()
 
 
-@pytest.fixture
-def uids(monkeypatch):
-    """The fresh uids this test's programs ran as (other sessions may be evaluating too)."""
-    seen = []
-    fresh = sandbox._fresh_uid
-    monkeypatch.setattr(sandbox, "_fresh_uid", lambda: seen.append(fresh()) or seen[-1])
-    return seen
-
-
 def test_hostile_programs_fail_and_the_host_is_unharmed(tmp_path, listener, uids):
     sentinel = tmp_path / "keep.txt"
     sentinel.write_text("mine")

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -86,21 +85,13 @@ KILL_PARENT = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
 
 
 @pytest.fixture
-def closed_dir():
+def closed_dir(visible_dir):
     """A root-owned directory the programs can see (outside /tmp, /var/tmp, /dev/shm, /root),
     holding a root-only directory with a root-only file."""
-    for base in ("/run", "/var/lib", "/srv", "/opt", "/mnt"):
-        if os.path.isdir(base) and not os.path.islink(base) and os.access(base, os.W_OK):
-            path = Path(tempfile.mkdtemp(prefix="sftmix-sbx-test-", dir=base))
-            break
-    else:
-        pytest.skip("no writable directory outside the sandbox's private mounts")
-    os.chmod(path, 0o755)
-    (path / "closed").mkdir(mode=0o700)
-    (path / "closed" / "secret.txt").write_text("root only")
-    os.chmod(path / "closed" / "secret.txt", 0o600)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    (visible_dir / "closed").mkdir(mode=0o700)
+    (visible_dir / "closed" / "secret.txt").write_text("root only")
+    os.chmod(visible_dir / "closed" / "secret.txt", 0o600)
+    return visible_dir
 
 
 def _evaluate(wrapper: list[str], programs: list, *, filtered: tuple = ()) -> dict:

@@ -19,20 +19,6 @@ uid_layer = pytest.mark.skipif(not sandbox.uid_layer(), reason="fresh uids exist
 
 
 @pytest.fixture
-def uids(monkeypatch):
-    """The fresh uids the sandbox hands out during the test."""
-    seen = []
-    fresh = sandbox._fresh_uid
-
-    def recording():
-        seen.append(fresh())
-        return seen[-1]
-
-    monkeypatch.setattr(sandbox, "_fresh_uid", recording)
-    return seen
-
-
-@pytest.fixture
 def next_uid(monkeypatch):
     """The uid `_fresh_uid` tries next, made known: the run restarts at a fixed point."""
     start = sandbox._UID_COUNT - 10  # near the end of the range, so the wrap is crossed too
