@@ -20,6 +20,14 @@ def pareto_mask(points: np.ndarray, maximize: list[bool]) -> np.ndarray:
     return np.asarray(moocore.is_nondominated(points, maximise=maximize, keep_weakly=True))
 
 
+def dominates(a: list[float], b: list[float], maximize: list[bool]) -> bool:
+    """`a` is at least as good as `b` on every objective and better on one. Used on bounds, it
+    says whether a point beats another beyond noise (a's worst end against b's best)."""
+    better = [(x >= y) if up else (x <= y) for x, y, up in zip(a, b, maximize)]
+    strictly = [(x > y) if up else (x < y) for x, y, up in zip(a, b, maximize)]
+    return all(better) and any(strictly)
+
+
 def front_of(rows: list[dict], objectives: dict[str, str]) -> list[dict]:
     """Rows (dicts with the objective keys) on the front; rows missing an objective are left out."""
     names = list(objectives)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..pareto import default_reference, hypervolume_of, pareto_mask, pareto_ranks
+from ..pareto import default_reference, dominates, hypervolume_of, pareto_mask, pareto_ranks
 
 
 @dataclass
@@ -104,13 +104,7 @@ def _within_noise(runs, on_front, objectives: dict[str, str]) -> list[str]:
         if f:
             continue
         best = at(run, "best")
-        beaten = any(_dominates(at(m, "worst"), best, maximize) for m in front)
+        beaten = any(dominates(at(m, "worst"), best, maximize) for m in front)
         if not beaten:
             out.append(run.run_id)
     return out
-
-
-def _dominates(a: list[float], b: list[float], maximize: list[bool]) -> bool:
-    better = [(x >= y) if up else (x <= y) for x, y, up in zip(a, b, maximize)]
-    strictly = [(x > y) if up else (x < y) for x, y, up in zip(a, b, maximize)]
-    return all(better) and any(strictly)

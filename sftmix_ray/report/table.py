@@ -10,6 +10,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+from ..pareto import dominates, pareto_mask, pareto_ranks
 from .stats import mean_interval
 
 # Params that differ between repeats of one point, not between points.
@@ -116,8 +117,6 @@ def _mark_front(rows: list[Row], objectives: dict[str, str]) -> None:
     """The front over the rows' means: with repeats, a point is judged by its average."""
     import numpy as np
 
-    from ..pareto import pareto_mask, pareto_ranks
-
     if not rows:
         return
     values = np.array([[r.scores[o] for o in objectives] for r in rows])
@@ -132,11 +131,9 @@ def _mark_front(rows: list[Row], objectives: dict[str, str]) -> None:
 def _beats(a: Row, b: Row, objectives: dict[str, str]) -> bool:
     """`a` dominates `b` beyond noise: at a's worst 95% bound against b's best (the scores
     themselves where a row has no interval)."""
-    better = strictly = 0
-    for o, d in objectives.items():
-        lo_a, hi_a, _ = a.intervals.get(o, (a.scores[o], a.scores[o], 0))
-        lo_b, hi_b, _ = b.intervals.get(o, (b.scores[o], b.scores[o], 0))
-        worst_a, best_b = (lo_a, hi_b) if d == "max" else (-hi_a, -lo_b)
-        better += worst_a >= best_b
-        strictly += worst_a > best_b
-    return better == len(objectives) and strictly > 0
+    def ends(row: Row, o: str) -> tuple[float, float]:
+        low, high, _ = row.intervals.get(o, (row.scores[o], row.scores[o], 0))
+        return (low, high) if objectives[o] == "max" else (high, low)  # (worst, best)
+
+    return dominates([ends(a, o)[0] for o in objectives], [ends(b, o)[1] for o in objectives],
+                     [d == "max" for d in objectives.values()])
