@@ -19,14 +19,14 @@ err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 1
 
 def _load(path: Path, overrides: dict | None = None):
     """The sweep with command-line overrides merged in before validation (held to the file's
-    rules), and its mixtures checked against the domain sizes known before anything is
-    prepared; exit 2 naming every problem."""
+    rules), and its mixtures checked against the local files' sizes (lab pools are checked at
+    load); exit 2 naming every problem."""
     from .config.checks import size_problems
-    from .data.sizes import sizes_before_preparing
+    from .data.sizes import local_file_sizes
 
     try:
         sweep, space = load_sweep(path, overrides)
-        problems = size_problems(space, sweep, sizes_before_preparing(sweep))
+        problems = size_problems(space, sweep, local_file_sizes(sweep))
         if problems:
             raise ConfigError(str(path), problems)
         return sweep, space

@@ -1,13 +1,12 @@
-"""How many samples a domain holds, where that is known before anything is prepared: a lab pool,
-or the rows of a local file (an upper bound: malformed rows are skipped later). Hub datasets and
-URLs are known only once prepared (`PreparedData.domains[d]["size"]`)."""
+"""How many samples a domain holds, where a file tells it before anything is prepared: the rows
+of a local file (an upper bound: malformed rows are skipped later). Lab pools are checked when the
+sweep loads (`config.load`); hub datasets and URLs are known only once prepared
+(`PreparedData.domains[d]["size"]`, `sizes_after_preparing`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-from ..config.presets import LAB_DEFAULT_POOL
 
 
 def _rows_in_file(path: Path) -> int | None:
@@ -24,15 +23,14 @@ def _rows_in_file(path: Path) -> int | None:
     return None
 
 
-def sizes_before_preparing(sweep) -> dict[str, tuple[int, str]]:
+def local_file_sizes(sweep) -> dict[str, tuple[int, str]]:
     sizes = {}
     for name, dom in sweep.domains.items():
-        if dom.is_lab:
-            sizes[name] = (dom.pool or LAB_DEFAULT_POOL, "its lab pool")
-            continue
         path = Path(dom.source)
+        if dom.is_lab or not path.is_file():
+            continue
         try:
-            rows = _rows_in_file(path) if path.is_file() else None
+            rows = _rows_in_file(path)
         except (OSError, ValueError):
             rows = None  # unreadable: preparing the data says why, naming the field
         if rows is not None:
