@@ -25,8 +25,11 @@ def write_sweep(tmp_path):
             "domains": {"math": {"source": "lab", "format": "gsm8k", "pool": 200},
                         "code": {"source": "lab", "format": "alpaca", "pool": 200},
                         "general": {"source": "lab", "format": "sharegpt", "pool": 200}},
+            # a lab base model pretrained on a few hundred documents: the default path, cheaply
             "model": {"tiny": {"hidden_size": 32, "intermediate_size": 64, "layers": 1,
-                               "heads": 2, "max_positions": 256}, "lab_vocab_size": 400},
+                               "heads": 2, "max_positions": 256,
+                               "pretrain": {"docs": 200, "batch_size": 16}},
+                      "lab_vocab_size": 400},
             "train": {"lr": 3e-3, "epochs": 1, "batch_size": 8, "max_length": 160},
             "evaluate": {"math": {"n": 4, "max_new_tokens": 16},
                          "code": {"n": 4, "max_new_tokens": 16, "timeout_s": 3},

@@ -3,6 +3,7 @@ overrides → one validation). Everything downstream receives these typed object
 
 from .load import ConfigError, load_sweep, read_yaml, validate_data
 from .point import TrialPoint
+from .model import LabPretrainConfig, ModelConfig, TinyModelConfig
 from .schema import (
                      ABILITY_NAMES,
                      BenchConfig,
@@ -11,19 +12,17 @@ from .schema import (
                      EvaluateConfig,
                      JudgeConfig,
                      LoraConfig,
-                     ModelConfig,
                      PruneConfig,
                      SearchConfig,
                      Strict,
                      SweepConfig,
-                     TinyModelConfig,
                      TrackingConfig,
                      TrainConfig,
 )
 from .space import SearchSpace
 
 __all__ = ["ABILITY_NAMES", "BenchConfig", "CodeBenchConfig", "ConfigError", "DomainConfig",
-           "EvaluateConfig", "JudgeConfig", "LoraConfig", "ModelConfig", "PruneConfig",
+           "EvaluateConfig", "JudgeConfig", "LabPretrainConfig", "LoraConfig", "ModelConfig", "PruneConfig",
            "SearchConfig", "SearchSpace", "Strict", "SweepConfig", "TinyModelConfig",
            "TrackingConfig", "TrainConfig", "TrialPoint", "load_sweep", "read_yaml",
            "validate_data"]

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..storage import is_uri
 from .checks import JUDGE_SCHEMES, TRACKING_SCHEMES, metric_problems, storage_problems, uri_problem
+from .model import ModelConfig
 from .presets import FORMATS, LAB_FORMATS, PRESETS
+from .strict import Strict
 
 ABILITY_NAMES = ("math", "code", "general")  # what a trial evaluates (evaluate.abilities)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DomainConfig(Strict):
@@ -58,44 +56,6 @@ class DomainConfig(Strict):
     @property
     def is_lab(self) -> bool:
         return self.source == "lab"
-
-
-class TinyModelConfig(Strict):
-    hidden_size: int = Field(128, gt=0)
-    intermediate_size: int = Field(256, gt=0)
-    layers: int = Field(2, gt=0)
-    heads: int = Field(4, gt=0)
-    max_positions: int = Field(512, gt=0)
-
-    @model_validator(mode="after")
-    def _heads_divide(self):
-        if self.hidden_size % self.heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by heads "
-                             f"{self.heads}")
-        return self
-
-
-class ModelConfig(Strict):
-    name: str | None = Field(None, description="hub id or local path of a causal LM")
-    tiny: TinyModelConfig | None = None
-    tokenizer: str | None = Field(None, description="hub id or path; default: the model's own")
-    lab_vocab_size: int = Field(1024, ge=300, description="vocabulary of the lab's local BPE")
-    template: str = Field("auto", description="chat template: 'vicuna' (the study's), 'model' (the "
-                          "tokenizer's own), a path to a .jinja file, or 'auto' (the tokenizer's "
-                          "own if it has one, else vicuna)")
-
-    @field_validator("template")
-    @classmethod
-    def _known_template(cls, value: str) -> str:
-        if value not in ("auto", "vicuna", "model") and not value.endswith(".jinja"):
-            raise ValueError("use 'auto', 'vicuna', 'model' or a path to a .jinja file")
-        return value
-
-    @model_validator(mode="after")
-    def _one_model(self):
-        if (self.name is None) == (self.tiny is None):
-            raise ValueError("give exactly one of 'name' (hub id or path) or 'tiny' (config-built)")
-        return self
 
 
 class LoraConfig(Strict):

@@ -17,13 +17,15 @@ from pathlib import Path
 from ..atomic import publish_dir, write_atomic
 from ..config.presets import LAB_DEFAULT_POOL, LAB_FORMATS
 from ..digests import digest, file_digest
-from . import lab
+from . import lab, lab_web
 from .formats import SKIP_REASONS, MalformedRow, to_messages
 from .template import template_for
 from .tokenize import TokenizedDomain, tokenize_conversations
 
 CACHE_VERSION = 2
 LAB_TOKENIZER_CORPUS = 2000  # conversations per domain the lab BPE is fitted on
+LAB_TOKENIZER_WEB = 4000  # web documents the lab base model's BPE also sees
+TOKENIZER_WEB_SHARES = {"facts": 1.0, "stories": 1.0, "code": 1.0, "chat": 1.0}
 _TABLE_TYPES = {".parquet": "parquet", ".arrow": "arrow"}
 _JSON_TYPES = (".json", ".jsonl")
 
@@ -177,8 +179,35 @@ def _tokenizer_files_digest(directory: Path) -> str:
     return digest([(p.name, file_digest(p)) for p in files])
 
 
+def _lab_base_tokenizer(model, cache: Path) -> Path:
+    """The lab base model's tokenizer: fitted on the lab's web text and all three lab domains,
+    whatever domains this sweep declares, so one base model serves every lab sweep (as a hub
+    model's tokenizer does); a sweep's other domains are tokenized with it, byte-level."""
+    from .lab_web import web_corpus
+
+    key = digest({"v": CACHE_VERSION, "kind": "lab-base-bpe", "vocab": model.lab_vocab_size,
+                  "corpus": [LAB_TOKENIZER_CORPUS, LAB_TOKENIZER_WEB],
+                  "code": [file_digest(Path(lab.__file__)), file_digest(Path(lab_web.__file__))]})
+    final = cache / f"tokenizer-{key}"
+    if not (final / "tokenizer.json").is_file():
+        from .template import VicunaTemplate
+        from .tokenizer import train_lab_tokenizer
+
+        template = VicunaTemplate()
+        corpus = web_corpus(LAB_TOKENIZER_WEB, TOKENIZER_WEB_SHARES)
+        for domain, fmt in LAB_FORMATS.items():
+            corpus += [text for row in lab.lab_train(domain, LAB_TOKENIZER_CORPUS)
+                       for text, _ in template.segments(to_messages(row, fmt))]
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            train_lab_tokenizer(corpus, model.lab_vocab_size, Path(tmp) / "tok")
+            publish_dir(Path(tmp) / "tok", final)
+    return final
+
+
 def _prepare_tokenizer(sweep, sources: dict[str, DomainSource], cache: Path) -> Path:
     model = sweep.model
+    if model.lab_base is not None:
+        return _lab_base_tokenizer(model, cache)
     if model.tokenizer is None and model.tiny is not None:
         key = digest({"v": CACHE_VERSION, "kind": "lab-bpe", "vocab": model.lab_vocab_size,
                        "corpus": LAB_TOKENIZER_CORPUS,

@@ -16,7 +16,7 @@ from ..train.reports import EPOCH
 
 
 def run_trial(config: dict, *, sweep: SweepConfig, space: SearchSpace, prepared: PreparedData,
-              eval_sets: EvalSets, storage: str) -> None:
+              eval_sets: EvalSets, storage: str, base_model: str | None = None) -> None:
     from ray import tune
     from ray.train import RunConfig, ScalingConfig
 
@@ -30,7 +30,8 @@ def run_trial(config: dict, *, sweep: SweepConfig, space: SearchSpace, prepared:
     prune = sweep.search.prune is not None
     job = TrainJob(model=sweep.model, train=tr, evaluate=sweep.evaluate, prepared=prepared,
                    eval_sets=eval_sets, stages=stages, manifest=manifest,
-                   prune_objective=next(iter(sweep.search.objectives)) if prune else None)
+                   prune_objective=next(iter(sweep.search.objectives)) if prune else None,
+                   base_model=base_model)
     resources = {"CPU": tr.cpus_per_worker,
                  **({"GPU": tr.gpus_per_worker} if tr.gpus_per_worker else {})}
     trainer = lean_torch_trainer_cls()(

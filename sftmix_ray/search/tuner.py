@@ -24,6 +24,7 @@ from ..tracking.runs import load_runs
 from ..tracking.store import experiment_name, resolve_uri
 from ..tracking.sweep import SweepTracker, answer_rows
 from ..tracking.trials import MLflowTrialCallback
+from ..train.lab_base import ensure_lab_base
 from .runtime import ensure_ray, trial_capacity
 from .sampling import grid_points
 from .searcher import build_searcher
@@ -75,8 +76,13 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     too_large = size_problems(space, sweep, sizes_after_preparing(prepared))
     if too_large:  # before any record or Ray: hub domains are sized only now
         raise ConfigError(sweep.name, too_large)
+    base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say)
+    if base is not None:
+        say(f"lab base model {base.key}: {'built in ' if base.built else 'from the cache, built in '}"
+            f"{base.info['seconds']:.0f}s on {base.info['tokens']:,} tokens of lab web text")
     tracker = SweepTracker(resolve_uri(sweep.tracking.uri), experiment_name(sweep), sweep.name,
                            tags={"sftmix.data_key": prepared.key,
+                                 "sftmix.base_model": base.key if base else "none",
                                  "sftmix.search": sweep.search.algorithm},
                            parent_id=state["parent_run_id"] if state else None)
     sweep_params = {"model": sweep.model.name or "tiny-llama", "seed": sweep.train.seed,
@@ -89,7 +95,7 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         say(f"joining Ray at {address}" if address else "starting Ray on this machine")
         ensure_ray(address, quiet=quiet_ray)
         say("Ray is up; the first trial trains now")
-        trainable = _trainable(sweep, space, prepared, eval_sets, experiment)
+        trainable = _trainable(sweep, space, prepared, eval_sets, experiment, base)
         tuner = _restored_tuner(experiment, trainable) if resume else \
             _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir, console)
         tuner.fit()
@@ -127,14 +133,15 @@ def _write_state(exp_dir: Path, tracker: SweepTracker) -> None:
                                                   "tracking_uri": tracker.uri}))
 
 
-def _trainable(sweep, space, prepared, eval_sets, experiment: str):
+def _trainable(sweep, space, prepared, eval_sets, experiment: str, base=None):
     """The trial function with the sweep's typed objects bound to it (Ray puts them in its
     object store once), asking only a sliver of a CPU for itself."""
     from ray import tune
 
     return tune.with_resources(
         tune.with_parameters(run_trial, sweep=sweep, space=space, prepared=prepared,
-                             eval_sets=eval_sets, storage=experiment),
+                             eval_sets=eval_sets, storage=experiment,
+                             base_model=base.path if base else None),
         {"cpu": TRIAL_DRIVER_CPU})
 
 

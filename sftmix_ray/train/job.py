@@ -23,6 +23,7 @@ class TrainJob:
     stages: list[Stage]
     manifest: dict
     prune_objective: str | None = None  # evaluated after each epoch of the final stage
+    base_model: str | None = None  # the lab base model's checkpoint a tiny model starts from
 
     def loop_config(self) -> dict:
         return {JOB_KEY: self}

@@ -4,8 +4,9 @@ fine-tuning or LoRA adapters (peft); optional gradient checkpointing."""
 from __future__ import annotations
 
 
-def build_model(spec, vocab_size: int, tokenizer, seed: int, train=None):
-    """`spec` is the sweep's ModelConfig, `train` its TrainConfig. The same seed gives the same
+def build_model(spec, vocab_size: int, tokenizer, seed: int, train=None, base: str | None = None):
+    """`spec` is the sweep's ModelConfig, `train` its TrainConfig, `base` the lab base model's
+    checkpoint a tiny model starts from (train/lab_base.py). The same seed gives the same
     initial weights (and LoRA init) in every trial, so differences between trials come from their
     data, not their initialization. Weights stay float32: bf16 runs under autocast (loop.py), so
     the optimizer keeps full-precision master weights."""
@@ -13,7 +14,13 @@ def build_model(spec, vocab_size: int, tokenizer, seed: int, train=None):
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    if spec.tiny is not None:
+    if base is not None:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        if model.get_input_embeddings().num_embeddings != vocab_size:
+            raise ValueError(f"the base model at {base} has a vocabulary of "
+                             f"{model.get_input_embeddings().num_embeddings}, the tokenizer "
+                             f"{vocab_size}")
+    elif spec.tiny is not None:
         t = spec.tiny
         cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=t.hidden_size,
                           intermediate_size=t.intermediate_size, num_hidden_layers=t.layers,

@@ -35,9 +35,11 @@ _NOT_WEIGHTS = {"cpus_per_worker", "gpus_per_worker", "threads_per_worker", "pre
 
 
 def prefix_keys(model: ModelConfig, train: TrainConfig, prepared: PreparedData,
-                manifest: dict) -> list[str]:
-    """One key per proper prefix (stages[:1], stages[:2], ... without the last stage)."""
+                manifest: dict, base_model: str | None = None) -> list[str]:
+    """One key per proper prefix (stages[:1], stages[:2], ... without the last stage).
+    `base_model` is the lab base checkpoint, named by its content key."""
     base = {"v": CACHE_VERSION, "model": model.model_dump(mode="json"),
+            "base_model": Path(base_model).name if base_model else None,
             "train": train.model_dump(mode="json", exclude=_NOT_WEIGHTS),
             "tokenizer": Path(prepared.tokenizer_dir).name, "template": prepared.template,
             "seed": manifest["seed"]}

@@ -127,14 +127,16 @@ class WorkerRun:
         self.tokenizer = load_tokenizer(job.prepared.tokenizer_dir)
         self.template = template_for(job.model.template, self.tokenizer)
         self.stages = _stage_data(job.prepared, job.stages, tr.epochs, tr.seed)
-        model = build_model(job.model, len(self.tokenizer), self.tokenizer, tr.seed, tr)
+        model = build_model(job.model, len(self.tokenizer), self.tokenizer, tr.seed, tr,
+                            base=job.base_model)
         self.initial = {n: p.detach().cpu().clone() for n, p in model.named_parameters()
                         if p.requires_grad}
         self.model = ray.train.torch.prepare_model(model, parallel_strategy=tr.parallel)
         self.core = self.model.module if hasattr(self.model, "module") else self.model
         use_cache = tr.prefix_cache and tr.parallel == "ddp"
         self.cache = PrefixCache(Path(job.prepared.root) / "prefix") if use_cache else None
-        self.keys = prefix_keys(job.model, tr, job.prepared, job.manifest) if use_cache else []
+        self.keys = (prefix_keys(job.model, tr, job.prepared, job.manifest, job.base_model)
+                     if use_cache else [])
 
     def train(self) -> dict:
         """Every stage; the training metrics of the whole trial."""

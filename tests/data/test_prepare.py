@@ -224,7 +224,8 @@ def test_each_domain_is_tokenized_once_and_only_changed_domains_again(write_swee
                                                                       lab_tokenizer):
     # A fixed tokenizer (as with any hub model); the lab's own BPE depends on every domain.
     lab_tokenizer.save_pretrained(str(tmp_path / "tok"))
-    model = {"tiny": {"hidden_size": 32, "intermediate_size": 64, "layers": 1, "heads": 2},
+    model = {"tiny": {"hidden_size": 32, "intermediate_size": 64, "layers": 1, "heads": 2,
+                      "pretrain": None},
              "tokenizer": str(tmp_path / "tok")}
     sweep, space = _sweep_and_space(write_sweep, model=model)
     cache = tmp_path / "cache"

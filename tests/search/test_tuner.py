@@ -52,6 +52,9 @@ def test_two_trial_sweep_trains_scores_and_tracks(write_sweep):
     parent = mlflow.get_run(outcome.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["trials_ok"] == 2
+    # the trials fine-tuned the lab base model the driver built into the sweep's cache
+    base_key = parent.data.tags["sftmix.base_model"]
+    assert list(Path(sweep.storage).glob(f"**/lab-base-{base_key}/model.safetensors"))
     assert 1 <= parent.data.metrics["pareto_size"] <= 2
     assert {r["trial_id"] for r in outcome.front} <= {r["trial_id"] for r in outcome.rows}
     # the answer `sftmix pareto` would write: one schema, trial ids included

@@ -1,0 +1,102 @@
+"""The lab base model: the tiny Llama pretrained on the lab's web text, built once and cached by
+the content of everything that determines its weights.
+
+The study fine-tunes a pretrained LLaMA; the lab does the same with this model, so SFT aligns skills
+the base already has instead of teaching them from nothing. It is built in the driver (or by
+`sftmix lab pretrain`) before any trial starts, with the project's own training loop, and saved as
+a Hugging Face checkpoint under the sweep's cache, where trials load it like any local model.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import publish_dir, write_atomic
+from ..config.model import ModelConfig
+from ..config.schema import TrainConfig
+from ..data import lab, lab_web
+from ..digests import digest, file_digest
+
+BASE_VERSION = 1
+INFO_FILE = "lab_base.json"
+
+
+@dataclass(frozen=True)
+class LabBase:
+    path: str   # a Hugging Face checkpoint directory
+    key: str    # content key: what determines the weights
+    info: dict  # how it was built: documents, tokens, final loss, seconds
+    built: bool  # True when this call built it (False: from the cache)
+
+
+def lab_base_key(model: ModelConfig, tokenizer_dir: str) -> str:
+    tiny = model.tiny.model_dump(mode="json", exclude={"pretrain"})
+    return digest({"v": BASE_VERSION, "tiny": tiny,
+                   "pretrain": model.lab_base.model_dump(mode="json"),
+                   "tokenizer": Path(tokenizer_dir).name,
+                   "code": [file_digest(Path(lab.__file__)), file_digest(Path(lab_web.__file__))]},
+                  length=20)
+
+
+def ensure_lab_base(model: ModelConfig, tokenizer_dir: str, cache: str | Path, *,
+                    threads: int | None = None, say=None) -> LabBase | None:
+    """The sweep's lab base model from the cache, built first if missing; None when the sweep
+    fine-tunes something else (a hub model, or a tiny one with `pretrain: null`)."""
+    if model.lab_base is None:
+        return None
+    key = lab_base_key(model, tokenizer_dir)
+    final = Path(cache) / f"lab-base-{key}"
+    if (final / INFO_FILE).is_file():
+        return LabBase(str(final), key, json.loads((final / INFO_FILE).read_text()), False)
+    if say is not None:
+        say(f"building the lab base model {key} (once; cached under {final.parent})")
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        info = build_lab_base(model, tokenizer_dir, Path(tmp) / "base", threads=threads)
+        write_atomic(Path(tmp) / "base" / INFO_FILE, json.dumps({"key": key, **info}, indent=1))
+        publish_dir(Path(tmp) / "base", final)
+    return LabBase(str(final), key, json.loads((final / INFO_FILE).read_text()), True)
+
+
+def build_lab_base(model: ModelConfig, tokenizer_dir: str, out: Path, *,
+                   threads: int | None = None) -> dict:
+    """Pretrain the tiny Llama on the web corpus and save it to `out`. Deterministic for the
+    config and thread count: the same seed gives the same weights."""
+    import torch
+
+    from ..data.tokenizer import load_tokenizer
+    from .loop import StageData, train_stage
+    from .model import build_model
+
+    cfg = model.lab_base
+    if threads:
+        torch.set_num_threads(threads)
+    tok = load_tokenizer(tokenizer_dir)
+    docs = lab_web.web_corpus(cfg.docs, cfg.shares, cfg.seed)
+    samples = _tokenized(docs, tok, model.tiny.max_positions)
+    hp = TrainConfig(lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, warmup_ratio=0.02,
+                     max_length=model.tiny.max_positions, seed=cfg.seed)
+    net = build_model(model, len(tok), tok, cfg.seed)
+    t0 = time.perf_counter()
+    record = train_stage(net, StageData("pretrain", samples, cfg.epochs), hp, tok.pad_token_id,
+                         index=0)
+    seconds = time.perf_counter() - t0
+    net.save_pretrained(str(out))
+    return {"docs": len(docs), "tokens": int(sum(len(ids) for ids, _ in samples)),
+            "steps": record["steps"], "loss": record["loss"], "seconds": round(seconds, 1)}
+
+
+def _tokenized(docs: list[str], tok, max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each document as one sample, every token a target: plain language modelling."""
+    ids_list = tok(docs, add_special_tokens=False)["input_ids"]
+    out = []
+    for ids in ids_list:
+        row = np.array([tok.bos_token_id, *ids, tok.eos_token_id], dtype=np.int64)[:max_length]
+        out.append((row, row.copy()))
+    return out
