@@ -2,8 +2,8 @@
 overrides → one validation). Everything downstream receives these typed objects."""
 
 from .load import ConfigError, load_sweep, read_yaml, validate_data
-from .point import TrialPoint
 from .model import LabPretrainConfig, ModelConfig, TinyModelConfig
+from .point import TrialPoint
 from .schema import (
                      ABILITY_NAMES,
                      BenchConfig,
@@ -22,7 +22,8 @@ from .schema import (
 from .space import SearchSpace
 
 __all__ = ["ABILITY_NAMES", "BenchConfig", "CodeBenchConfig", "ConfigError", "DomainConfig",
-           "EvaluateConfig", "JudgeConfig", "LabPretrainConfig", "LoraConfig", "ModelConfig", "PruneConfig",
+           "EvaluateConfig", "JudgeConfig", "LabPretrainConfig", "LoraConfig", "ModelConfig",
+           "PruneConfig",
            "SearchConfig", "SearchSpace", "Strict", "SweepConfig", "TinyModelConfig",
            "TrackingConfig", "TrainConfig", "TrialPoint", "load_sweep", "read_yaml",
            "validate_data"]

@@ -78,8 +78,9 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         raise ConfigError(sweep.name, too_large)
     base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say)
     if base is not None:
-        say(f"lab base model {base.key}: {'built in ' if base.built else 'from the cache, built in '}"
-            f"{base.info['seconds']:.0f}s on {base.info['tokens']:,} tokens of lab web text")
+        how = "built" if base.built else "from the cache, built"
+        say(f"lab base model {base.key}: {how} in {base.info['seconds']:.0f}s on "
+            f"{base.info['tokens']:,} tokens of lab web text")
     tracker = SweepTracker(resolve_uri(sweep.tracking.uri), experiment_name(sweep), sweep.name,
                            tags={"sftmix.data_key": prepared.key,
                                  "sftmix.base_model": base.key if base else "none",

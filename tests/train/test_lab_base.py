@@ -32,7 +32,7 @@ def test_the_build_is_deterministic_for_a_seed(tokenizer_dir, tmp_path):
     model = _model()
     first = build_lab_base(model, tokenizer_dir, tmp_path / "a", threads=1)
     second = build_lab_base(model, tokenizer_dir, tmp_path / "b", threads=1)
-    other = build_lab_base(_model(seed=1), tokenizer_dir, tmp_path / "c", threads=1)
+    build_lab_base(_model(seed=1), tokenizer_dir, tmp_path / "c", threads=1)
     a, b, c = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(tmp_path / "c")
     assert first["loss"] == second["loss"] and first["tokens"] == second["tokens"] > 0
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
