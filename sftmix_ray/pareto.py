@@ -21,11 +21,24 @@ def pareto_mask(points: np.ndarray, maximize: list[bool]) -> np.ndarray:
 
 
 def dominates(a: list[float], b: list[float], maximize: list[bool]) -> bool:
-    """`a` is at least as good as `b` on every objective and better on one. Used on bounds, it
-    says whether a point beats another beyond noise (a's worst end against b's best)."""
+    """`a` is at least as good as `b` on every objective and better on one."""
     better = [(x >= y) if up else (x <= y) for x, y, up in zip(a, b, maximize)]
     strictly = [(x > y) if up else (x < y) for x, y, up in zip(a, b, maximize)]
     return all(better) and any(strictly)
+
+
+def dominates_beyond_noise(a_worst: list[float], a_best: list[float], b_worst: list[float],
+                           b_best: list[float], maximize: list[bool]) -> bool:
+    """Dominance read through 95% intervals: `a` is better than `b` beyond noise on some
+    objective (a's worst end past b's best) and worse beyond noise on none (a's best end never
+    short of b's worst). Asking a to be better beyond noise on *every* objective would let one
+    objective where both sit at the ceiling (code at 1.0) make every point look "within noise"."""
+    def past(x, y, up):
+        return x > y if up else x < y
+
+    better = any(past(aw, bb, up) for aw, bb, up in zip(a_worst, b_best, maximize))
+    worse = any(past(bw, ab, up) for bw, ab, up in zip(b_worst, a_best, maximize))
+    return better and not worse
 
 
 def front_of(rows: list[dict], objectives: dict[str, str]) -> list[dict]:

@@ -41,3 +41,18 @@ def test_hypervolume_of_a_box():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         pareto_mask(np.zeros((3, 2)), [True, True, True])
+
+
+def test_dominance_beyond_noise_reads_each_objective_through_its_interval():
+    from sftmix_ray.pareto import dominates_beyond_noise
+
+    up = [True, True]
+    # better beyond noise on the first, tied at the ceiling on the second: beaten
+    assert dominates_beyond_noise([0.68, 0.90], [0.80, 1.0], [0.40, 0.90], [0.55, 1.0], up)
+    # better beyond noise on the first, worse beyond noise on the second: not beaten
+    assert not dominates_beyond_noise([0.68, 0.10], [0.80, 0.30], [0.40, 0.80], [0.55, 1.0], up)
+    # every difference inside the intervals: not beaten
+    assert not dominates_beyond_noise([0.50, 0.50], [0.70, 0.70], [0.45, 0.45], [0.65, 0.65], up)
+    # a minimized objective: lower is better, worst end is the high one
+    assert dominates_beyond_noise([2.0], [1.0], [5.0], [3.0], [False])
+    assert not dominates_beyond_noise([3.5], [1.0], [5.0], [3.0], [False])

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..pareto import default_reference, dominates, hypervolume_of, pareto_mask, pareto_ranks
+from ..pareto import (
+    default_reference,
+    dominates_beyond_noise,
+    hypervolume_of,
+    pareto_mask,
+    pareto_ranks,
+)
 
 
 @dataclass
@@ -90,9 +96,9 @@ def analyze(runs, objectives: dict[str, str], reference: list[float] | None = No
 
 
 def _within_noise(runs, on_front, objectives: dict[str, str]) -> list[str]:
-    """Runs off the front that no front member beats beyond the intervals: even at their best
-    bounds against a member's worst, no member dominates them. Runs without intervals are
-    compared on their scores."""
+    """Runs off the front that no front member beats beyond the intervals
+    (pareto.dominates_beyond_noise: better beyond noise somewhere, worse beyond noise nowhere).
+    Runs without intervals are compared on their scores."""
     def at(run, side):
         vals = [_bound(run, n, d, side) for n, d in objectives.items()]
         return vals if _finite(vals) else [run.metrics[n] for n in objectives]
@@ -103,8 +109,8 @@ def _within_noise(runs, on_front, objectives: dict[str, str]) -> list[str]:
     for run, f in zip(runs, on_front):
         if f:
             continue
-        best = at(run, "best")
-        beaten = any(dominates(at(m, "worst"), best, maximize) for m in front)
+        beaten = any(dominates_beyond_noise(at(m, "worst"), at(m, "best"), at(run, "worst"),
+                                            at(run, "best"), maximize) for m in front)
         if not beaten:
             out.append(run.run_id)
     return out

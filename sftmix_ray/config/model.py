@@ -17,7 +17,8 @@ class LabPretrainConfig(Strict):
     docs: int = Field(150_000, gt=0, description="web documents generated and trained on")
     epochs: int = Field(1, gt=0)
     lr: float = Field(3e-3, gt=0)
-    batch_size: int = Field(32, gt=0)
+    batch_size: int = Field(32, gt=0, description="rows per step")
+    row_tokens: int = Field(128, gt=8, description="tokens per row (documents packed end to end)")
     shares: dict[str, float] = Field(
         default_factory=lambda: {"facts": 4.0, "stories": 4.0, "code": 2.0, "chat": 1.0},
         description=f"relative weights of the web text kinds ({', '.join(WEB_KINDS)})")

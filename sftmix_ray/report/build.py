@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..tracking.runs import artifact_dict, attach_directory, load_runs
-from . import findings, plots
+from . import findings, plots, study
 from .table import build_rows, domains_of
 
 
@@ -59,6 +59,9 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
         "Scaling, one domain at a time": findings.scaling(rows, objectives, domains),
         "Ratio": findings.ratio(rows, names, domains),
         "Mixing": findings.mixing(rows, objectives, domains),
+        "The study's findings": [
+            f"{v.finding}: {v.verdict.upper()}. Here: {v.lab}. Study: {v.study}"
+            for v in study.verdicts(rows, applicable_only=True)],
         "Strategies": strategy_lines,
         "Best per objective": findings.best(rows, objectives),
         "Uncertainty": [findings.uncertainty(rows), findings.intervals_note(rows, names),

@@ -10,7 +10,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from ..pareto import dominates, pareto_mask, pareto_ranks
+from ..pareto import dominates_beyond_noise, pareto_mask, pareto_ranks
 from .stats import mean_interval
 
 # Params that differ between repeats of one point, not between points.
@@ -129,11 +129,13 @@ def _mark_front(rows: list[Row], objectives: dict[str, str]) -> None:
 
 
 def _beats(a: Row, b: Row, objectives: dict[str, str]) -> bool:
-    """`a` dominates `b` beyond noise: at a's worst 95% bound against b's best (the scores
-    themselves where a row has no interval)."""
+    """`a` dominates `b` beyond noise (pareto.dominates_beyond_noise) on their 95% bounds (the
+    scores themselves where a row has no interval)."""
     def ends(row: Row, o: str) -> tuple[float, float]:
         low, high, _ = row.intervals.get(o, (row.scores[o], row.scores[o], 0))
         return (low, high) if objectives[o] == "max" else (high, low)  # (worst, best)
 
-    return dominates([ends(a, o)[0] for o in objectives], [ends(b, o)[1] for o in objectives],
-                     [d == "max" for d in objectives.values()])
+    a_ends, b_ends = [ends(a, o) for o in objectives], [ends(b, o) for o in objectives]
+    return dominates_beyond_noise([w for w, _ in a_ends], [b for _, b in a_ends],
+                                  [w for w, _ in b_ends], [b for _, b in b_ends],
+                                  [d == "max" for d in objectives.values()])

@@ -79,7 +79,7 @@ def build_lab_base(model: ModelConfig, tokenizer_dir: str, out: Path, *,
         torch.set_num_threads(threads)
     tok = load_tokenizer(tokenizer_dir)
     docs = lab_web.web_corpus(cfg.docs, cfg.shares, cfg.seed)
-    samples = _tokenized(docs, tok, model.tiny.max_positions)
+    samples = _rows(docs, tok, min(cfg.row_tokens, model.tiny.max_positions))
     hp = TrainConfig(lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, warmup_ratio=0.02,
                      max_length=model.tiny.max_positions, seed=cfg.seed)
     net = build_model(model, len(tok), tok, cfg.seed)
@@ -87,16 +87,21 @@ def build_lab_base(model: ModelConfig, tokenizer_dir: str, out: Path, *,
     record = train_stage(net, StageData("pretrain", samples, cfg.epochs), hp, tok.pad_token_id,
                          index=0)
     seconds = time.perf_counter() - t0
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     net.save_pretrained(str(out))
     return {"docs": len(docs), "tokens": int(sum(len(ids) for ids, _ in samples)),
             "steps": record["steps"], "loss": record["loss"], "seconds": round(seconds, 1)}
 
 
-def _tokenized(docs: list[str], tok, max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each document as one sample, every token a target: plain language modelling."""
-    ids_list = tok(docs, add_special_tokens=False)["input_ids"]
-    out = []
-    for ids in ids_list:
-        row = np.array([tok.bos_token_id, *ids, tok.eos_token_id], dtype=np.int64)[:max_length]
-        out.append((row, row.copy()))
-    return out
+def _rows(docs: list[str], tok, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The documents as one stream (each between BOS and EOS) cut into rows of `width` tokens,
+    every token a target: plain language-model pretraining. Web documents are a few dozen
+    tokens, so padded batches would spend most steps on overhead; full rows do not. Attention
+    crosses document boundaries within a row, as in GPT-style pretraining."""
+    ids = tok(docs, add_special_tokens=False)["input_ids"]
+    stream = np.fromiter((t for doc in ids for t in (tok.bos_token_id, *doc, tok.eos_token_id)),
+                         dtype=np.int64)
+    rows = stream[: len(stream) // width * width].reshape(-1, width)
+    return [(row, row.copy()) for row in rows]

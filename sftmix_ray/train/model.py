@@ -15,6 +15,9 @@ def build_model(spec, vocab_size: int, tokenizer, seed: int, train=None, base: s
 
     torch.manual_seed(seed)
     if base is not None:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a bar per trial for a 4 MB checkpoint is noise
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
         if model.get_input_embeddings().num_embeddings != vocab_size:
             raise ValueError(f"the base model at {base} has a vocabulary of "

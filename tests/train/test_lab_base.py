@@ -54,7 +54,7 @@ def test_built_once_then_from_the_cache(tokenizer_dir, tmp_path):
 
 
 def test_pretraining_learns_and_trials_start_from_it(tokenizer_dir, tmp_path):
-    model = _model(docs=400, epochs=2)
+    model = _model(docs=400, epochs=2, row_tokens=32)
     base = ensure_lab_base(model, tokenizer_dir, tmp_path, threads=1)
     tok = load_tokenizer(tokenizer_dir)
     random_init = build_model(model, len(tok), tok, seed=0)
