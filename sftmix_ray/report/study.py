@@ -138,18 +138,25 @@ def amount_vs_ratio(rows) -> Verdict:
         return Verdict("(c) amount vs ratio", STUDY["amount"], "needs mixtures at ≥ 2 general "
                        "amounts", "not applicable")
     parts, lab = [], []
-    for d in SPECIALIZED:
+    for d in SPECIALIZED:  # two parts each: the amount moves it, the ratio alone does not
         rho, p = spearman([r.samples[d] for r in mixed], [r.scores[d] for r in mixed])
         by_amount: dict[float, list] = {}
         for r in mixed:
             by_amount.setdefault(r.samples[d], []).append(r)
         pairs = [(a, b) for group in by_amount.values() for i, a in enumerate(group)
                  for b in group[i + 1:]]
-        apart = sum(bool(separated(_est(a, d, "a"), _est(b, d, "b"))) for a, b in pairs)
-        parts.append(rho > 0 and p < ALPHA and pairs and apart == 0)
+        apart = [(a, b) for a, b in pairs if separated(_est(a, d, "a"), _est(b, d, "b"))]
+        parts += [rho > 0 and p < ALPHA, bool(pairs) and not apart]
+        which = "; ".join(f"{a.scores[d]:.2f} with general {a.samples[GENERAL]:.0f} vs "
+                          f"{b.scores[d]:.2f} with {b.samples[GENERAL]:.0f}" for a, b in apart)
         lab.append(f"{d}: with its amount ρ = {rho:+.2f} (p = {p:.2g}); same amount, other "
-                   f"ratio: {apart} of {len(pairs)} pairs apart")
+                   f"ratio: {len(apart)} of {len(pairs)} pairs apart"
+                   + (f" ({which}, at {apart[0][0].samples[d]:.0f} {d})" if apart else ""))
     return Verdict("(c) amount vs ratio", STUDY["amount"], "; ".join(lab), _verdict(parts))
+
+
+def _fraction(k: float) -> str:
+    return f"1/{round(1 / k)}" if 0 < k < 1 and abs(1 / k - round(1 / k)) < 1e-6 else f"{k:g}"
 
 
 def _by_strategy(rows) -> dict[str, list]:
@@ -189,7 +196,7 @@ def dmt(rows) -> Verdict:
     worse = [d for d in SPECIALIZED if _above(_est(seq, d, "seq"), _est(small, d, "dmt"))]
     general_ok = not _above(_est(mt, GENERAL, "mt"), _est(small, GENERAL, "dmt"))
     parts = [bool(kept) and not worse, general_ok]
-    lab = [f"DMT(k={ks[0][0]:g}) vs sequential: " + ", ".join(
+    lab = [f"DMT(k={_fraction(ks[0][0])}) vs sequential: " + ", ".join(
         f"{d} {small.scores[d]:.2f} vs {seq.scores[d]:.2f}" for d in SPECIALIZED),
         f"general {small.scores[GENERAL]:.2f} vs multi-task {mt.scores[GENERAL]:.2f}"]
     if len(ks) >= 3:
