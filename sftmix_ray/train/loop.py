@@ -245,7 +245,7 @@ def train_stage(model, stage: StageData, hp: TrainConfig, pad_id: int, *, index:
     meter = LossMeter(device, stage.name, every=1 if device.type == "cpu" else 32)
     batches = ahead(plan, lambda b: model_inputs(stage, b, pad_id, speed.packing, hp.max_length,
                                                  device))
-    tokens, step = 0, 0
+    tokens, positions, step = 0, 0, 0
     for i, (inputs, n_real) in enumerate(batches):
         last_micro = (i + 1) % hp.grad_accum == 0 or i + 1 == len(plan)
         loss = forward_backward(model, inputs, accum=hp.grad_accum, sync=last_micro,
@@ -253,6 +253,7 @@ def train_stage(model, stage: StageData, hp: TrainConfig, pad_id: int, *, index:
                                 where=f"stage {stage.name!r} step {step}", check=not speed.cuda)
         meter.add(loss, step)
         tokens += n_real
+        positions += inputs["input_ids"].numel()
         if last_micro:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, hp.lr, hp.warmup_ratio)
@@ -266,7 +267,7 @@ def train_stage(model, stage: StageData, hp: TrainConfig, pad_id: int, *, index:
             model.train()
     meter.check(step)
     return {"name": stage.name, "samples": len(stage.samples), "steps": step, "tokens": tokens,
-            "loss": meter.mean(), "seconds": time.perf_counter() - t0}
+            "positions": positions, "loss": meter.mean(), "seconds": time.perf_counter() - t0}
 
 
 def select(domain: TokenizedDomain, indices) -> list[tuple[np.ndarray, np.ndarray]]:
