@@ -33,8 +33,10 @@ def _stage_data(prepared: PreparedData, stages: list[Stage], epochs: int, seed: 
 def _param_delta(model, initial: dict) -> float:
     import torch
 
+    from .parallel import full
+
     with torch.no_grad():
-        sq = sum(float(((p.detach().cpu() - initial[n]) ** 2).sum())
+        sq = sum(float(((full(p.detach()).cpu() - initial[n]) ** 2).sum())
                  for n, p in model.named_parameters() if n in initial)
     return math.sqrt(sq)
 
@@ -120,12 +122,11 @@ class WorkerRun:
         self._eval_sets: dict = {}  # read once, on the first evaluation (pruning: every epoch)
 
     def setup(self) -> None:
-        import ray.train.torch
-
         from ..data.template import template_for
         from ..data.tokenizer import load_tokenizer
         from .loop import amp_dtype
         from .model import build_model
+        from .parallel import prepare
         from .prefix_cache import PrefixCache, lineage, prefix_keys
         from .speed import resolve_speed, train_module
 
@@ -141,8 +142,7 @@ class WorkerRun:
         # `core` is the language model (checkpoints, evaluation); `model` is what the loop
         # calls for a loss: core with the speed options, wrapped for DDP / FSDP.
         self.core = model
-        self.model = ray.train.torch.prepare_model(train_module(model, self.speed),
-                                                   parallel_strategy=tr.parallel)
+        self.model = prepare(train_module(model, self.speed), model, tr.parallel, self.device)
         where = {"device": self.device.type,
                  "dtype": str(self.autocast).removeprefix("torch.") if self.autocast else None}
         self.lineage = lineage(job.model, tr, job.prepared, job.manifest, **where)
@@ -256,6 +256,13 @@ def train_worker(config: dict) -> None:
 def _save_model(core, tokenizer, path: Path) -> None:
     """A plain Hugging Face directory (`sftmix eval --model` loads it); LoRA adapters are merged
     into the base weights first, so the directory stands alone."""
+    from .parallel import full
+
     model = core.merge_and_unload() if hasattr(core, "merge_and_unload") else core
-    model.save_pretrained(str(path))
+    # FSDP shards: gathered here, on rank 0 alone, which holds the whole model only at world
+    # size 1 (more FSDP workers would need every rank to gather; a known gap, issue 17)
+    state = model.state_dict()
+    sharded = any(hasattr(t, "full_tensor") for t in state.values())
+    model.save_pretrained(str(path), **({"state_dict": {n: full(t) for n, t in state.items()}}
+                                        if sharded else {}))
     tokenizer.save_pretrained(str(path))
