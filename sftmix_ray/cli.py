@@ -53,12 +53,34 @@ def _refuse(exc: ConfigError):
 
 
 @app.command()
-def validate(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file")):
-    """Check a sweep and its search space without running anything."""
+def validate(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
+             gpu_memory: Optional[float] = typer.Option(
+                 None, help="GiB per GPU the sweep will run on (default: this machine's GPU, "
+                 "else 80)")):
+    """Check a sweep and its search space without running anything, and estimate whether a
+    trial fits the GPUs it asks for."""
+    from .config.memory import memory_report
+
     sweep, space = _load(sweep_file, {})
     console.print(f"[green]ok[/green] {sweep_file}: sweep {sweep.name!r}, "
                   f"{len(space.domains)} domains, strategies {', '.join(space.strategies)}, "
                   f"{sweep.search.algorithm} × {sweep.search.num_samples}")
+    line, warnings = memory_report(sweep, gpu_memory or _local_gpu_gib())
+    console.print(line, highlight=False)
+    for warning in warnings:
+        err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+
+
+def _local_gpu_gib() -> float:
+    """This machine's first GPU in GiB, or 80 (an H100) where it has none."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_properties(0).total_memory / 2 ** 30
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return 80.0
 
 
 @app.command()

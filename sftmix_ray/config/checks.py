@@ -14,7 +14,7 @@ TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "
                     "databricks")
 JUDGE_SCHEMES = ("http", "https")
 # Per-stage metrics: one set per stage of the trial's plan.
-STAGE_METRIC = re.compile(r"^stage\d+_(loss|steps|tokens|samples|seconds|cached)$")
+STAGE_METRIC = re.compile(r"^stage\d+_(loss|steps|tokens|positions|samples|seconds|cached)$")
 
 
 def uri_problem(field: str, value: str | None, schemes: tuple[str, ...]) -> list[str]:

@@ -83,9 +83,10 @@ class TrainConfig(Strict):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto: bfloat16 on GPUs that support it, float32 on CPU")
     gradient_checkpointing: bool = False
-    packing: bool = Field(False, description="pack each batch's samples into rows of max_length "
-                          "(no padding; attention kept within each sample); otherwise batches "
-                          "are grouped by length")
+    packing: bool | None = Field(None, description="pack samples into rows of exactly "
+                                 "max_length tokens (attention kept within each sample; a "
+                                 "micro-batch holds about batch_size samples' tokens); otherwise "
+                                 "batches are grouped by length. Default: on GPUs, off on CPU")
     parallel: Literal["ddp", "fsdp"] = Field("ddp", description="how workers share a model: "
                                              "DDP replicas, or FSDP shards for models that do "
                                              "not fit one GPU (no prefix cache)")
@@ -96,6 +97,21 @@ class TrainConfig(Strict):
                                "from its checkpoint")
     save_model: bool = Field(True, description="keep the trial's final weights (and tokenizer) "
                              "in its Ray Train checkpoint, loadable by `sftmix eval --model`")
+    # Speed on GPUs (train/speed.py). Each defaults to on for a CUDA device and off on CPU, where
+    # training stays exactly as it was before these options existed.
+    attention: Literal["auto", "eager", "sdpa", "flex_attention", "flash_attention_2"] = Field(
+        "auto", description="attention kernel (a transformers attn_implementation); auto: "
+        "flash_attention_2 on GPUs where the flash-attn package is installed, else sdpa")
+    compile: bool | None = Field(None, description="torch.compile each decoder layer; default: "
+                                 "on GPUs")
+    fused_optimizer: bool | None = Field(None, description="fused AdamW kernel; default: on "
+                                         "GPUs")
+    chunked_loss: bool | None = Field(None, description="cross-entropy over chunks of tokens, "
+                                      "so fp32 logits over the whole vocabulary never exist at "
+                                      "once; default: on GPUs")
+    expandable_segments: bool = Field(True, description="GPUs: let the CUDA caching allocator "
+                                      "grow segments, so varying batch shapes do not fragment "
+                                      "memory (PYTORCH_CUDA_ALLOC_CONF); no effect on CPU")
 
 
 class BenchConfig(Strict):
@@ -152,6 +168,9 @@ class EvaluateConfig(Strict):
     judge: JudgeConfig | None = Field(None, description="MT-Bench judge; without one, general is "
                                       "an offline reference-based score, labelled as such")
     cache: bool = Field(True, description="reuse scores of identical weights and settings")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="generation dtype, on a copy of the weights (what is trained and "
+        "saved is untouched); auto: bfloat16 on GPUs that support it, float32 on CPU")
 
     @model_validator(mode="after")
     def _sources(self):

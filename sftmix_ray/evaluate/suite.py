@@ -23,19 +23,29 @@ def judge_client(cfg):
 
 
 def run_evaluation(model, tokenizer, cfg, eval_sets: dict, template, *, eval_id: str,
-                   cache_dir=None, rank: int = 0, world: int = 1, abilities=ABILITIES):
-    """(scores, records, cache_hit) on rank 0, None elsewhere."""
-    settings = {"evaluate": cfg.model_dump(mode="json", exclude={"cache"}), "eval_sets": eval_id,
+                   cache_dir=None, rank: int = 0, world: int = 1, abilities=ABILITIES,
+                   weights_id: str | None = None):
+    """(scores, records, cache_hit) on rank 0, None elsewhere. `weights_id` names the weights
+    when the caller knows what determined them (a trial: its training lineage); otherwise they
+    are hashed. Generation runs in `cfg.dtype` (precision.py), on a copy if it differs."""
+    from .precision import generation_dtype, generation_model
+
+    dtype = generation_dtype(cfg.dtype, model)
+    settings = {"evaluate": cfg.model_dump(mode="json", exclude={"cache", "dtype"}),
+                "eval_sets": eval_id,
                 "template": template.spec(), "abilities": list(abilities)}
-    key = eval_key(weights_digest(model), settings)
+    if dtype != "float32":  # float32 entries keep the keys they had before dtypes were chosen
+        settings["generation_dtype"] = dtype
+    key = eval_key(weights_id or weights_digest(model), settings)
     cache = EvalCache(cache_dir if cfg.cache else None)
     hit = cache.get(key)  # every rank decides alike: the file exists before any rank generates
     if hit is not None:
         scores, records = hit
         return (_with_intervals(scores, records, cfg), records, True) if rank == 0 else None
-    result = evaluate_abilities(model, tokenizer, cfg, eval_sets, template, rank=rank,
-                                world=world, judge=judge_client(cfg) if rank == 0 else None,
-                                abilities=abilities)
+    with generation_model(model, dtype) as gen:
+        result = evaluate_abilities(gen, tokenizer, cfg, eval_sets, template, rank=rank,
+                                    world=world, judge=judge_client(cfg) if rank == 0 else None,
+                                    abilities=abilities)
     if result is None:
         return None
     scores, records = result

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config.schema import TrainConfig
 from ..data.tokenize import IGNORE, TokenizedDomain
+from .packing import collate_rows, packed_plan
 
 
 @dataclass
@@ -50,11 +51,6 @@ def collate(samples, pad_id: int):
     return ids, labels, mask
 
 
-def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    perm = rng.permutation(n)
-    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
-
-
 def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
     """First-fit decreasing: sample positions grouped into rows of at most `capacity` tokens."""
     rows: list[list[int]] = []
@@ -72,31 +68,12 @@ def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
 
 
 def collate_packed(samples, pad_id: int, capacity: int):
-    """Several samples per row, no padding between them. Position ids restart at 0 for each
-    sample; with no attention mask, transformers reads those restarts as sequence boundaries
-    and attends block-diagonally (masking_utils.find_packed_sequence_indices), so no token sees
-    another sample. Each sample's first label is dropped so nothing is trained across a seam."""
-    import torch
-
+    """Several samples per row (first-fit decreasing into rows of `capacity`, or of the longest
+    sample if longer), no padding between them; see packing.collate_rows for the row format."""
     lengths = [len(ids) for ids, _ in samples]
     rows = pack_rows(lengths, max(capacity, max(lengths)))
     width = max(sum(lengths[i] for i in row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    pos = torch.zeros((len(rows), width), dtype=torch.long)
-    real = 0
-    for r, row in enumerate(rows):
-        at = 0
-        for i in row:
-            s_ids, s_labels = samples[i]
-            n = len(s_ids)
-            ids[r, at:at + n] = torch.from_numpy(s_ids.astype(np.int64))
-            labels[r, at + 1:at + n] = torch.from_numpy(s_labels[1:].astype(np.int64))
-            pos[r, at:at + n] = torch.arange(n)
-            at += n
-        real += at
-        pos[r, at:] = torch.arange(width - at)  # the tail pad is its own block, trained on nothing
-    return ids, labels, pos, real
+    return collate_rows([[samples[i] for i in row] for row in rows], pad_id, width)
 
 
 def lr_at(step: int, total: int, peak: float, warmup_ratio: float) -> float:
@@ -126,39 +103,54 @@ def amp_dtype(choice: str, device):
 
 
 def micro_batch_plan(stage: StageData, hp: TrainConfig, rng: np.random.Generator, rank: int,
-                     world: int) -> tuple[list[np.ndarray], dict[int, int]]:
+                     world: int, packing: bool = False) -> tuple[list, dict[int, int]]:
     """This rank's micro-batches for the whole stage, and the micro-batch index at which each
-    epoch ends (epochs counted from 1)."""
+    epoch ends (epochs counted from 1). A micro-batch is an array of sample indices, or with
+    `packing` a list of rows of them (packing.packed_plan)."""
     lengths = np.array([len(ids) for ids, _ in stage.samples])
-    plan, epoch_ends = [], {}
-    for epoch in range(stage.epochs):
-        batches = random_batches(len(lengths), hp.batch_size * world, rng) if hp.packing else \
-            length_grouped_batches(lengths, hp.batch_size * world, rng)
-        # Every rank must take the same number of steps, or DDP waits forever.
-        plan.extend(b[rank::world] for b in batches if len(b) >= world)
-        epoch_ends[len(plan) - 1] = epoch + 1
+    if packing:
+        plan, epoch_ends = packed_plan(lengths, hp.batch_size, hp.max_length, stage.epochs, rng,
+                                       rank, world)
+    else:
+        plan, epoch_ends = [], {}
+        for epoch in range(stage.epochs):
+            batches = length_grouped_batches(lengths, hp.batch_size * world, rng)
+            # Every rank must take the same number of steps, or DDP waits forever.
+            plan.extend(b[rank::world] for b in batches if len(b) >= world)
+            epoch_ends[len(plan) - 1] = epoch + 1
     if stage.steps is not None:
         plan = plan[:stage.steps * hp.grad_accum]
     return plan, epoch_ends
 
 
-def model_inputs(chosen, pad_id: int, packing: bool, device) -> tuple[dict, int]:
-    """The forward pass's inputs for some samples, and how many real (non-pad) tokens they hold."""
+def _to(t, device):
+    """Host to device; on a GPU from pinned memory without waiting, so the copy of the next
+    batch overlaps the step in flight."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def model_inputs(stage: StageData, batch, pad_id: int, packing: bool, capacity: int,
+                 device) -> tuple[dict, int]:
+    """The forward pass's inputs for one micro-batch, and how many real (non-pad) tokens they
+    hold. Packed rows are `capacity` wide (wider only for a sample longer than that)."""
     if packing:
-        # Rows as wide as the batch's longest sample: never wider than the padded batch
-        # would be, so attention costs no more per row while rows drop in number.
-        ids, labels, pos, n_real = collate_packed(chosen, pad_id, 0)
-        return {"input_ids": ids.to(device), "position_ids": pos.to(device),
-                "labels": labels.to(device), "use_cache": False}, n_real
-    ids, labels, mask = collate(chosen, pad_id)
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device),
-            "labels": labels.to(device)}, int(mask.sum())
+        rows = [[stage.samples[j] for j in row] for row in batch]
+        width = max([capacity] + [sum(len(i) for i, _ in row) for row in rows])
+        ids, labels, pos, n_real = collate_rows(rows, pad_id, width)
+        return {"input_ids": _to(ids, device), "position_ids": _to(pos, device),
+                "labels": _to(labels, device), "use_cache": False}, n_real
+    ids, labels, mask = collate([stage.samples[j] for j in batch], pad_id)
+    return {"input_ids": _to(ids, device), "attention_mask": _to(mask, device),
+            "labels": _to(labels, device)}, int(mask.sum())
 
 
 def forward_backward(model, inputs: dict, *, accum: int, sync: bool, autocast_dtype, device,
-                     where: str):
+                     where: str, check: bool = True):
     """One micro-batch's loss, backpropagated (scaled for accumulation); DDP's gradient sync
-    only on the last micro-batch of a step."""
+    only on the last micro-batch of a step. `check`: stop on a non-finite loss before its
+    backward (a read-back: free on CPU, a stall on a GPU, where LossMeter checks instead)."""
     import contextlib
 
     import torch
@@ -171,7 +163,7 @@ def forward_backward(model, inputs: dict, *, accum: int, sync: bool, autocast_dt
         with no_sync:
             with amp:
                 loss = model(**inputs).loss
-            if not torch.isfinite(loss):
+            if check and not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at {where}")
             (loss / accum).backward()
     except (torch.OutOfMemoryError, MemoryError) as exc:
@@ -182,36 +174,86 @@ def forward_backward(model, inputs: dict, *, accum: int, sync: bool, autocast_dt
     return loss
 
 
+class LossMeter:
+    """A stage's summed loss, kept on the device and read back once at the end: on a GPU a
+    read-back per step would stall the host on every kernel in flight. A non-finite loss is
+    looked for every `every` micro-batches there (one read-back each time)."""
+
+    def __init__(self, device, stage: str, every: int = 32):
+        import torch
+
+        self.total = torch.zeros((), dtype=torch.float64, device=device)
+        self.bad = torch.zeros((), dtype=torch.bool, device=device)
+        self.stage, self.every, self.count, self.since = stage, every, 0, 0
+
+    def add(self, loss, step: int) -> None:
+        import torch
+
+        self.total += loss.detach().double()
+        self.bad |= ~torch.isfinite(loss.detach())
+        self.count += 1
+        if self.count % self.every == 0:
+            self.check(step)
+
+    def check(self, step: int) -> None:
+        if bool(self.bad):
+            raise FloatingPointError(f"loss became non-finite at stage {self.stage!r} between "
+                                     f"steps {self.since} and {step}")
+        self.since = step
+
+    def mean(self) -> float:
+        return float(self.total) / max(self.count, 1)
+
+
+def ahead(plan, make):
+    """`make(batch)` for each batch, one batch ahead: the next batch is collated and on its way
+    to the device before the current one's step is queued."""
+    following = make(plan[0]) if plan else None
+    for k in range(len(plan)):
+        current, following = following, make(plan[k + 1]) if k + 1 < len(plan) else None
+        yield current
+
+
 def train_stage(model, stage: StageData, hp: TrainConfig, pad_id: int, *, index: int,
                 rank: int = 0, world: int = 1, device=None, autocast_dtype=None,
-                on_epoch_end=None) -> dict:
+                on_epoch_end=None, speed=None) -> dict:
     """One stage as its own fine-tuning run: a fresh AdamW, warmup then cosine, batches drawn
-    from a generator seeded by (seed, stage index). A stage therefore depends only on the weights
-    it starts from, which is what lets the prefix cache resume at any stage boundary exactly.
+    from a generator seeded by (seed, stage index), and every global RNG seeded from them too
+    (rng.seed_stage). A stage therefore depends only on the weights it starts from, which is
+    what lets the prefix cache resume at any stage boundary exactly.
 
-    Raises FloatingPointError when the loss stops being finite, and a RuntimeError naming the
-    remedies when memory runs out. `on_epoch_end(epoch)` is called after each epoch but the last
-    (epochs counted from 1), e.g. to evaluate for pruning."""
+    `model` is what the loop calls for a loss (speed.train_module). `speed`: the resolved GPU
+    options (speed.resolve_speed; default: resolved for `device`). Raises FloatingPointError
+    when the loss stops being finite, and a RuntimeError naming the remedies when memory runs
+    out. `on_epoch_end(epoch)` is called after each epoch but the last (epochs counted from 1),
+    e.g. to evaluate for pruning."""
     import torch
 
+    from .rng import seed_stage
+    from .speed import make_optimizer, resolve_speed
+
     device = device or torch.device("cpu")
+    speed = speed or resolve_speed(hp, device)
+    seed_stage(hp.seed, index, rank)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+    opt = make_optimizer(params, hp, speed)
     t0 = time.perf_counter()
     plan, epoch_ends = micro_batch_plan(stage, hp, np.random.default_rng([hp.seed, index]), rank,
-                                        world)
+                                        world, speed.packing)
     total_steps = max(1, math.ceil(len(plan) / hp.grad_accum))
     model.train()
-    loss_sum, tokens, micro, step = 0.0, 0, 0, 0
-    for i, idx in enumerate(plan):
+    meter = LossMeter(device, stage.name, every=1 if device.type == "cpu" else 32)
+    batches = ahead(plan, lambda b: model_inputs(stage, b, pad_id, speed.packing, hp.max_length,
+                                                 device))
+    tokens, positions, step = 0, 0, 0
+    for i, (inputs, n_real) in enumerate(batches):
         last_micro = (i + 1) % hp.grad_accum == 0 or i + 1 == len(plan)
-        inputs, n_real = model_inputs([stage.samples[j] for j in idx], pad_id, hp.packing, device)
         loss = forward_backward(model, inputs, accum=hp.grad_accum, sync=last_micro,
                                 autocast_dtype=autocast_dtype, device=device,
-                                where=f"stage {stage.name!r} step {step}")
-        loss_sum += loss.item()
+                                where=f"stage {stage.name!r} step {step}", check=not speed.cuda)
+        meter.add(loss, step)
         tokens += n_real
-        micro += 1
+        positions += inputs["input_ids"].numel()
         if last_micro:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, hp.lr, hp.warmup_ratio)
@@ -223,8 +265,9 @@ def train_stage(model, stage: StageData, hp: TrainConfig, pad_id: int, *, index:
         if on_epoch_end is not None and i in epoch_ends and i + 1 < len(plan):
             on_epoch_end(epoch_ends[i])
             model.train()
+    meter.check(step)
     return {"name": stage.name, "samples": len(stage.samples), "steps": step, "tokens": tokens,
-            "loss": loss_sum / max(micro, 1), "seconds": time.perf_counter() - t0}
+            "positions": positions, "loss": meter.mean(), "seconds": time.perf_counter() - t0}
 
 
 def select(domain: TokenizedDomain, indices) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -63,7 +63,10 @@ def apply_lora(model, lora, checkpointing: bool = False):
 def trainable_state(model) -> dict:
     """What training changes: every weight, or only the adapters under LoRA. Saved at stage ends
     for the prefix cache and loaded with `load_trainable_state`."""
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+    from .parallel import full  # FSDP shards, gathered
+
+    return {n: full(p.detach()).cpu().clone() for n, p in model.named_parameters()
+            if p.requires_grad}
 
 
 def load_trainable_state(model, state: dict) -> None:

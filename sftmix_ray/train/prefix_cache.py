@@ -2,10 +2,12 @@
 every k) is trained once per sweep; later trials start from its checkpoint.
 
 A prefix is keyed by everything that determines its weights: the model, tokenizer and template,
-the training hyperparameters, the world size, and the exact data of each stage (per-domain cache
+the training hyperparameters, the world size, the device type and compute dtype it trains on (a
+CPU float32 prefix is not a GPU bf16 one), and the exact data of each stage (per-domain cache
 keys, counts and index digests from the manifest). Because each stage is its own fine-tuning run
-(fresh optimizer, its own schedule and seeded batch order; see loop.train_stage), resuming at a
-stage boundary gives the same weights as training through.
+(fresh optimizer, its own schedule, seeded batch order and seeded global RNGs; see
+loop.train_stage and rng.py), resuming at a stage boundary gives the same weights as training
+through on the same device.
 
 Races: the trial that trains a prefix holds an exclusive `flock` on `<key>.lock` while it does;
 another trial that needs the same prefix waits on the lock and then loads the checkpoint, so no
@@ -28,21 +30,39 @@ from ..config.schema import ModelConfig, TrainConfig
 from ..data.prepare import PreparedData
 from ..digests import digest
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-stage RNG seeding; device and dtype in the key
 # TrainConfig fields that do not change the weights a stage produces.
 _NOT_WEIGHTS = {"cpus_per_worker", "gpus_per_worker", "threads_per_worker", "prefix_cache",
-                "save_model"}
+                "save_model", "expandable_segments"}
 
 
-def prefix_keys(model: ModelConfig, train: TrainConfig, prepared: PreparedData,
-                manifest: dict, base_model: str | None = None) -> list[str]:
-    """One key per proper prefix (stages[:1], stages[:2], ... without the last stage).
-    `base_model` is the lab base checkpoint, named by its content key."""
-    base = {"v": CACHE_VERSION, "model": model.model_dump(mode="json"),
+def lineage(model: ModelConfig, train: TrainConfig, prepared: PreparedData, manifest: dict, *,
+            device: str = "cpu", dtype: str | None = None, base_model: str | None = None) -> dict:
+    """What determines a trial's weights besides its stages' data: the model (and the lab base
+    checkpoint it starts from, named by its content key), the training hyperparameters,
+    tokenizer, template and seed, and where it trains (`device`: a device type such as 'cpu' or
+    'cuda'; `dtype`: the compute dtype, None for plain float32)."""
+    return {"v": CACHE_VERSION, "model": model.model_dump(mode="json"),
             "base_model": Path(base_model).name if base_model else None,
             "train": train.model_dump(mode="json", exclude=_NOT_WEIGHTS),
             "tokenizer": Path(prepared.tokenizer_dir).name, "template": prepared.template,
-            "seed": manifest["seed"]}
+            "seed": manifest["seed"], "device": device, "dtype": dtype or "float32"}
+
+
+def trial_weights_id(base: dict, manifest: dict, point: str) -> str:
+    """An id for the weights a trial holds at `point` ('final', or 'epoch N' of its last stage):
+    its lineage and its whole plan (the manifest hash). Training is seeded throughout, so the
+    same id means the same training; the evaluation cache keys on it instead of hashing every
+    parameter (11 s for 1.09 B parameters, before every evaluation)."""
+    return digest({**base, "manifest": manifest["hash"], "point": point}, length=24)
+
+
+def prefix_keys(model: ModelConfig, train: TrainConfig, prepared: PreparedData,
+                manifest: dict, *, device: str = "cpu", dtype: str | None = None,
+                base_model: str | None = None) -> list[str]:
+    """One key per proper prefix (stages[:1], stages[:2], ... without the last stage)."""
+    base = lineage(model, train, prepared, manifest, device=device, dtype=dtype,
+                   base_model=base_model)
     keys, stages = [], []
     for stage in manifest["stages"][:-1]:
         stages.append({"epochs": stage.get("epochs"), "steps": stage.get("steps"),

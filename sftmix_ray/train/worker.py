@@ -33,8 +33,10 @@ def _stage_data(prepared: PreparedData, stages: list[Stage], epochs: int, seed: 
 def _param_delta(model, initial: dict) -> float:
     import torch
 
+    from .parallel import full
+
     with torch.no_grad():
-        sq = sum(float(((p.detach().cpu() - initial[n]) ** 2).sum())
+        sq = sum(float(((full(p.detach()).cpu() - initial[n]) ** 2).sum())
                  for n, p in model.named_parameters() if n in initial)
     return math.sqrt(sq)
 
@@ -51,7 +53,7 @@ def _broadcast(value, rank: int, world: int):
 
 def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, rank: int,
                world: int, device, autocast_dtype, on_stage_end=None,
-               on_final_epoch_end=None) -> list[dict]:
+               on_final_epoch_end=None, speed=None) -> list[dict]:
     """Train the stages in order; a stage whose prefix is cached is skipped and its checkpoint
     loaded only when a later stage needs to train from it. Rank 0 takes the decisions (and the
     locks) and broadcasts them, so every rank skips and trains alike."""
@@ -83,7 +85,8 @@ def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, 
             final = j == len(stages) - 1
             record = train_stage(model, stage, hp, pad_id, index=j, rank=rank, world=world,
                                  device=device, autocast_dtype=autocast_dtype,
-                                 on_epoch_end=on_final_epoch_end if final else None)
+                                 on_epoch_end=on_final_epoch_end if final else None,
+                                 speed=speed)
             if lock is not None:
                 cache.publish(keys[j], trainable_state(core), record)
         finally:
@@ -107,7 +110,10 @@ class WorkerRun:
         import ray.train.torch
         import torch
 
+        from .speed import set_allocator
+
         self.job, self.t_start = job, time.perf_counter()
+        set_allocator(job.train.expandable_segments)  # before this worker's first CUDA allocation
         ctx = ray.train.get_context()
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         torch.set_num_threads(job.train.threads_per_worker
@@ -116,37 +122,44 @@ class WorkerRun:
         self._eval_sets: dict = {}  # read once, on the first evaluation (pruning: every epoch)
 
     def setup(self) -> None:
-        import ray.train.torch
-
         from ..data.template import template_for
         from ..data.tokenizer import load_tokenizer
+        from .loop import amp_dtype
         from .model import build_model
-        from .prefix_cache import PrefixCache, prefix_keys
+        from .parallel import prepare
+        from .prefix_cache import PrefixCache, lineage, prefix_keys
+        from .speed import resolve_speed, train_module
 
         job, tr = self.job, self.job.train
         self.tokenizer = load_tokenizer(job.prepared.tokenizer_dir)
         self.template = template_for(job.model.template, self.tokenizer)
         self.stages = _stage_data(job.prepared, job.stages, tr.epochs, tr.seed)
+        self.speed = resolve_speed(tr, self.device)
+        self.autocast = amp_dtype(tr.dtype, self.device)
         model = build_model(job.model, len(self.tokenizer), self.tokenizer, tr.seed, tr,
                             base=job.base_model)
         self.initial = {n: p.detach().cpu().clone() for n, p in model.named_parameters()
                         if p.requires_grad}
-        self.model = ray.train.torch.prepare_model(model, parallel_strategy=tr.parallel)
-        self.core = self.model.module if hasattr(self.model, "module") else self.model
+        # `core` is the language model (checkpoints, evaluation); `model` is what the loop
+        # calls for a loss: core with the speed options, wrapped for DDP / FSDP.
+        self.core = model
+        self.model = prepare(train_module(model, self.speed), model, tr.parallel, self.device)
+        where = {"device": self.device.type,
+                 "dtype": str(self.autocast).removeprefix("torch.") if self.autocast else None,
+                 "base_model": job.base_model}
+        self.lineage = lineage(job.model, tr, job.prepared, job.manifest, **where)
         use_cache = tr.prefix_cache and tr.parallel == "ddp"
         self.cache = PrefixCache(Path(job.prepared.root) / "prefix") if use_cache else None
-        self.keys = (prefix_keys(job.model, tr, job.prepared, job.manifest, job.base_model)
-                     if use_cache else [])
+        self.keys = prefix_keys(job.model, tr, job.prepared, job.manifest, **where) \
+            if use_cache else []
 
     def train(self) -> dict:
         """Every stage; the training metrics of the whole trial."""
-        from .loop import amp_dtype
-
         t_train = time.perf_counter()
         records = run_stages(self.model, self.core, self.stages, self.job.train,
                              self.tokenizer.pad_token_id, keys=self.keys, cache=self.cache,
                              rank=self.rank, world=self.world, device=self.device,
-                             autocast_dtype=amp_dtype(self.job.train.dtype, self.device),
+                             autocast_dtype=self.autocast, speed=self.speed,
                              on_stage_end=self._stage_checkpoint,
                              on_final_epoch_end=self._pruning_report
                              if self.job.prune_objective else None)
@@ -163,17 +176,25 @@ class WorkerRun:
                        setup_seconds=t_train - self.t_start)
         return metrics
 
-    def evaluate(self, abilities=None):
-        """(scores, records, cache_hit) on rank 0; None on the others."""
+    def evaluate(self, abilities=None, point: str = "final"):
+        """(scores, records, cache_hit) on rank 0; None on the others. The evaluation cache
+        keys the weights by their lineage at `point`, not by hashing them."""
         from ..evaluate.suite import run_evaluation
+        from .prefix_cache import trial_weights_id
 
         if not self._eval_sets:
             self._eval_sets.update(self.job.eval_sets.load())
+        from .speed import eager
+
         prepared = self.job.prepared
-        return run_evaluation(self.core, self.tokenizer, self.job.evaluate, self._eval_sets,
-                              self.template, eval_id=self.job.eval_sets.key,
-                              cache_dir=Path(prepared.root) / "eval", rank=self.rank,
-                              world=self.world, **({"abilities": abilities} if abilities else {}))
+        with eager(self.core):
+            return run_evaluation(self.core, self.tokenizer, self.job.evaluate, self._eval_sets,
+                                  self.template, eval_id=self.job.eval_sets.key,
+                                  cache_dir=Path(prepared.root) / "eval", rank=self.rank,
+                                  world=self.world,
+                                  weights_id=trial_weights_id(self.lineage, self.job.manifest,
+                                                              point),
+                                  **({"abilities": abilities} if abilities else {}))
 
     def report(self, metrics: dict, evaluated) -> None:
         """The final report: rank 0 attaches scores, records and (if kept) the model."""
@@ -216,7 +237,7 @@ class WorkerRun:
         import ray.train
 
         objective = self.job.prune_objective
-        evaluated = self.evaluate([objective])
+        evaluated = self.evaluate([objective], point=f"epoch {epoch}")
         metrics = {INTERMEDIATE: 1, EPOCH: epoch}
         if evaluated is not None:
             metrics[objective] = evaluated[0][objective]
@@ -237,6 +258,13 @@ def train_worker(config: dict) -> None:
 def _save_model(core, tokenizer, path: Path) -> None:
     """A plain Hugging Face directory (`sftmix eval --model` loads it); LoRA adapters are merged
     into the base weights first, so the directory stands alone."""
+    from .parallel import full
+
     model = core.merge_and_unload() if hasattr(core, "merge_and_unload") else core
-    model.save_pretrained(str(path))
+    # FSDP shards: gathered here, on rank 0 alone, which holds the whole model only at world
+    # size 1 (more FSDP workers would need every rank to gather; a known gap, issue 17)
+    state = model.state_dict()
+    sharded = any(hasattr(t, "full_tensor") for t in state.values())
+    model.save_pretrained(str(path), **({"state_dict": {n: full(t) for n, t in state.items()}}
+                                        if sharded else {}))
     tokenizer.save_pretrained(str(path))

@@ -1,0 +1,173 @@
+"""Will a trial fit its GPUs? A per-GPU estimate of peak allocated memory, before anything runs.
+
+Counted (bytes, per GPU), for a Llama-shaped decoder trained as train/ trains it:
+- weights: float32 (train/model.py keeps float32 master weights under bf16 autocast);
+- gradients and AdamW's two moments: float32, for the trainable parameters (all, or LoRA's);
+- DDP (more than one worker): one more gradient-sized set of bucket buffers;
+- FSDP: weights, gradients and optimizer state divided by the workers, plus two decoder layers
+  unsharded (the one computing and the one prefetched);
+- activations saved for the backward pass, per token of a micro-batch (batch_size × max_length
+  tokens: packed rows are full, and padded batches can be that wide) and per layer: the float32
+  residual stream at both RMSNorms' input and output (4 × 4h), what autocast casts to bf16 for
+  the projections (3h for q/k/v, 2h for gate/up: each projection casts its own copy), q, k, v,
+  the attention output and o_proj's input (h + 2·kv + 2h), and the MLP's gate, up, activation
+  and product (4i); under gradient checkpointing only each layer's input (4h) plus one layer's
+  full set; LoRA dropout keeps each adapted projection's input again;
+- the loss: transformers' holds the logits (bf16), their float32 copy, log-softmax and its
+  gradient (2 + 4 + 4 + 4 bytes per token × vocabulary); the chunked loss only one chunk's.
+Checked against the issue-17 measurements of a 1.09 B Llama on an H100 (tests/config/
+test_memory.py): 57.7 GiB (length-grouped, batch 16, max 1023 tokens) and 61.5 GiB (rows of 1024).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 2 ** 30
+CHUNK_TOKENS = 4096  # train/loss.py's chunk
+CONTEXT_GIB = 1.0  # CUDA context, cuBLAS workspaces, allocator slack: never allocatable
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    tied: bool = True
+
+    @property
+    def params(self) -> int:
+        h, kv = self.hidden, self.hidden * self.kv_heads // self.heads
+        layer = 2 * h * h + 2 * h * kv + 3 * h * self.intermediate + 2 * h
+        return self.layers * layer + self.vocab * h * (1 if self.tied else 2) + h
+
+    def module_dims(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of each projection of a decoder layer, by module name."""
+        h, i = self.hidden, self.intermediate
+        kv = h * self.kv_heads // self.heads
+        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights: float  # GiB per GPU, each
+    gradients: float
+    optimizer: float
+    activations: float
+    loss: float
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.loss
+
+    def describe(self) -> str:
+        return (f"~{self.total:.1f} GiB per GPU (weights {self.weights:.1f}, gradients "
+                f"{self.gradients:.1f}, optimizer {self.optimizer:.1f}, activations "
+                f"{self.activations:.1f}, loss {self.loss:.1f})")
+
+
+def _lora_params(shape: ModelShape, lora) -> int:
+    dims = shape.module_dims()
+    return shape.layers * sum(lora.r * (dims[m][0] + dims[m][1])
+                              for m in lora.target_modules if m in dims)
+
+
+def _activation_bytes_per_token(shape: ModelShape, train, autocast: bool) -> float:
+    h, i, c = shape.hidden, shape.intermediate, 2 if autocast else 4
+    kv = h * shape.kv_heads // shape.heads
+    attn = 4 * 4 * h // 2 + c * h * (3 if autocast else 1) + c * (h + 2 * kv) + 2 * c * h
+    mlp = 4 * 4 * h // 2 + c * h * (2 if autocast else 1) + 4 * c * i
+    layer = attn + mlp
+    if train.lora is not None and train.lora.dropout > 0:
+        dims = shape.module_dims()
+        layer += sum(c * dims[m][0] for m in train.lora.target_modules if m in dims)
+    if train.gradient_checkpointing:
+        return shape.layers * 4 * h + layer
+    return shape.layers * layer
+
+
+def estimate(shape: ModelShape, train, *, autocast: bool = True,
+             chunked_loss: bool | None = None) -> MemoryEstimate:
+    """Peak allocated memory per GPU for `train` (a TrainConfig) on a GPU. `chunked_loss`
+    None: the train config's, whose default is on for GPUs."""
+    params = shape.params
+    trainable = _lora_params(shape, train.lora) if train.lora is not None else params
+    workers = train.workers
+    weights, grads, optim = 4 * params, 4 * trainable, 8 * trainable
+    if train.parallel == "fsdp" and workers > 1:
+        layer = (params - shape.vocab * shape.hidden) / shape.layers
+        weights, grads, optim = weights / workers + 2 * 4 * layer, grads / workers, \
+            optim / workers
+    elif workers > 1:
+        grads *= 2  # DDP's bucket buffers
+    tokens = train.batch_size * train.max_length
+    acts = tokens * _activation_bytes_per_token(shape, train, autocast)
+    chunked = train.chunked_loss if chunked_loss is None else chunked_loss
+    chunked = True if chunked is None else chunked
+    loss_tokens = min(tokens, CHUNK_TOKENS) if chunked else tokens
+    loss = loss_tokens * shape.vocab * ((2 if autocast else 4) + 12)
+    return MemoryEstimate(weights / GIB, grads / GIB, optim / GIB, acts / GIB, loss / GIB)
+
+
+# The study's models (LLaMA 7B/13B/33B), so their sweeps are checked on a machine that has not
+# downloaded them; any other hub model is read from its local config.json.
+KNOWN_SHAPES = {"huggyllama/llama-7b": ModelShape(4096, 32, 32, 32, 11008, 32000, tied=False),
+                "huggyllama/llama-13b": ModelShape(5120, 40, 40, 40, 13824, 32000, tied=False),
+                "huggyllama/llama-30b": ModelShape(6656, 60, 52, 52, 17920, 32000, tied=False)}
+
+
+def model_shape(model_cfg) -> ModelShape | None:
+    """The shape of the sweep's model: from `tiny`, or from a config.json found locally (a
+    path, or a hub id already in the local cache), or the study's LLaMA shapes. None when none
+    is at hand: nothing is downloaded to validate a sweep."""
+    if model_cfg.tiny is not None:
+        t = model_cfg.tiny
+        return ModelShape(t.hidden_size, t.layers, t.heads, t.heads, t.intermediate_size,
+                          model_cfg.lab_vocab_size, tied=True)
+    try:
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(model_cfg.name, local_files_only=True)
+        return ModelShape(cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads,
+                          getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads,
+                          cfg.intermediate_size, cfg.vocab_size,
+                          tied=bool(getattr(cfg, "tie_word_embeddings", False)))
+    except (OSError, ValueError, AttributeError, ImportError):
+        return KNOWN_SHAPES.get(model_cfg.name)
+
+
+def memory_report(sweep, gpu_gib: float) -> tuple[str, list[str]]:
+    """(a line describing the estimate, warnings). A GPU sweep is warned about when a trial's
+    per-GPU estimate exceeds its share of a `gpu_gib` GPU (gpus_per_worker × gpu_gib, less the
+    CUDA context); a CPU sweep gets the estimate alone."""
+    tr = sweep.train
+    shape = model_shape(sweep.model)
+    if shape is None:
+        return (f"memory: not estimated (no local config for model {sweep.model.name!r})", [])
+    est = estimate(shape, tr)
+    mode = "LoRA" if tr.lora is not None else "full"
+    size = f"{shape.params / 1e9:.2f} B" if shape.params >= 1e9 else f"{shape.params / 1e6:.1f} M"
+    line = (f"memory on a GPU: {size} parameters, {mode} fine-tuning, "
+            f"{tr.parallel.upper()} × {tr.workers}, micro-batch {tr.batch_size} × "
+            f"{tr.max_length} tokens: {est.describe()}")
+    if tr.gpus_per_worker <= 0:
+        return line, []
+    share = tr.gpus_per_worker * gpu_gib - CONTEXT_GIB
+    if est.total <= share:
+        return line, []
+    hints = ["lower train.batch_size (raise grad_accum)"]
+    if not tr.gradient_checkpointing:
+        hints.append("enable train.gradient_checkpointing")
+    if tr.parallel == "ddp" and tr.workers > 1:
+        hints.append(f"use train.parallel: fsdp (≈{estimate(shape, _fsdp(tr)).total:.1f} GiB)")
+    return line, [f"train: a trial needs {est.total:.1f} GiB per GPU but gets {share:.1f} GiB "
+                  f"(gpus_per_worker {tr.gpus_per_worker:g} of a {gpu_gib:g} GiB GPU, less "
+                  f"{CONTEXT_GIB:g} GiB of CUDA context): {'; '.join(hints)}"]
+
+
+def _fsdp(train):
+    return train.model_copy(update={"parallel": "fsdp"})
