@@ -217,9 +217,26 @@ class PruneConfig(Strict):
                                     "trials at each rung")
 
 
+class ProxySource(Strict):
+    """Finished trials the surrogate search learns from before (and beside) this sweep's own:
+    a cheaper proxy sweep (a smaller model, fewer samples or epochs) or an earlier sweep."""
+
+    sweep: str | None = Field(None, description="the proxy sweep's parent run id")
+    experiment: str | None = Field(None, description="or every run of an MLflow experiment")
+    tracking_uri: str | None = Field(None, description="default: this sweep's tracking.uri")
+    fidelity: float = Field(0.5, gt=0, le=1, description="how close to this sweep's setting "
+                            "(1 = the same setting; below 1 its trials are a prior mean)")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.sweep is None) == (self.experiment is None):
+            raise ValueError("give exactly one of 'sweep' (a run id) or 'experiment' (a name)")
+        return self
+
+
 class SearchConfig(Strict):
     space: str = Field(description="a search_spaces/*.yaml file, relative to the sweep file or cwd")
-    algorithm: Literal["tpe", "nsga2", "gp", "random", "grid"] = "tpe"
+    algorithm: Literal["tpe", "nsga2", "gp", "random", "grid", "surrogate"] = "tpe"
     num_samples: int = Field(8, gt=0, description="trials (for grid: repeats of the full grid)")
     max_concurrent: int = Field(1, gt=0)
     objectives: dict[str, Literal["max", "min"]] = {"math": "max", "code": "max", "general": "max"}
@@ -241,6 +258,10 @@ class SearchConfig(Strict):
                                       "trials after an epoch (ASHA)")
     population_size: int | None = Field(None, ge=2, description="nsga2: individuals per "
                                         "generation (Optuna's default: 50)")
+    batch_size: int | None = Field(None, ge=1, description="surrogate: proposals per refit of "
+                                   "the surrogate (default 4)")
+    proxies: list[ProxySource] | None = Field(None, description="surrogate: proxy or earlier "
+                                              "sweeps whose trials inform the first proposals")
 
     @model_validator(mode="after")
     def _combinations(self):
@@ -252,6 +273,10 @@ class SearchConfig(Strict):
         if self.population_size is not None and self.algorithm != "nsga2":
             raise ValueError(f"population_size: an NSGA-II option; algorithm is "
                              f"{self.algorithm!r}")
+        for name in ("batch_size", "proxies"):
+            if getattr(self, name) is not None and self.algorithm != "surrogate":
+                raise ValueError(f"{name}: a surrogate-search option; algorithm is "
+                                 f"{self.algorithm!r}")
         if self.prune is not None and len(self.objectives) != 1:
             raise ValueError(f"prune: pruning compares trials on one objective, and this sweep "
                              f"has {len(self.objectives)} ({', '.join(self.objectives)}); a "
