@@ -113,17 +113,20 @@ def _unit(value, r) -> float:
     return (value - lo) / (hi - lo) if hi > lo else 0.0
 
 
-def fit_gp(X: np.ndarray, y: np.ndarray, seed: int = 0):
+def fit_gp(X: np.ndarray, y: np.ndarray, seed: int = 0, centred: bool = True):
     """An ARD Matérn-5/2 GP with a learned noise level. The kernel's hyperparameters are fitted
     on at most MAX_FIT_POINTS trials (a seeded subset), then the GP is conditioned on all of
     them with those hyperparameters fixed: a sweep of a thousand trials pays one Cholesky
-    factorisation per refit, not a thousand-point likelihood optimisation."""
+    factorisation per refit, not a thousand-point likelihood optimisation. `centred=False`: the
+    prior mean is 0, not the data's mean (a residual on a proxy: far from the target trials,
+    the proxy's prediction stands, instead of a shift learned from a few nearby trials).
+    """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
     d = X.shape[1]
-    kernel = ConstantKernel(1.0, (1e-3, 1e3)) * \
+    kernel = ConstantKernel(1.0 if centred else max(float(np.var(y)), 1e-4), (1e-5, 1e3)) * \
         Matern(length_scale=np.full(d, 0.5), length_scale_bounds=(1e-2, 1e2), nu=2.5) + \
         WhiteKernel(1e-2, (1e-6, 1.0))
     rows = np.arange(len(y))
@@ -133,10 +136,10 @@ def fit_gp(X: np.ndarray, y: np.ndarray, seed: int = 0):
         # A length scale at its bound (a coordinate that does not matter) is an answer here,
         # not a problem to print for every refit.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=0,
+        gp = GaussianProcessRegressor(kernel, normalize_y=centred, n_restarts_optimizer=0,
                                       random_state=seed).fit(X[rows], y[rows])
         if len(rows) < len(y):
-            gp = GaussianProcessRegressor(gp.kernel_, normalize_y=True,
+            gp = GaussianProcessRegressor(gp.kernel_, normalize_y=centred,
                                           optimizer=None).fit(X, y)
     return gp
 
@@ -172,7 +175,7 @@ def _fit_ability(Xp, yp, Xt, yt, seed: int) -> AbilityModel:
         slope = np.polyfit(prior, yt, 1)[0]
         rho = float(np.clip(slope, 0.25, 4.0))
     resid = yt - rho * prior
-    residual = fit_gp(Xt, resid, seed) if len(yt) >= 3 else None
+    residual = fit_gp(Xt, resid, seed, centred=proxy is None) if len(yt) >= 3 else None
     spread = float(np.std(yp)) if len(yp) else 1.0
     if len(yt) >= 2:
         spread = max(float(np.std(resid)), 1e-3)

@@ -259,7 +259,8 @@ class SearchConfig(Strict):
     population_size: int | None = Field(None, ge=2, description="nsga2: individuals per "
                                         "generation (Optuna's default: 50)")
     batch_size: int | None = Field(None, ge=1, description="surrogate: proposals per refit of "
-                                   "the surrogate (default 4)")
+                                   "the surrogate (default: max_concurrent, a refit "
+                                   "for every trial when one runs at a time)")
     proxies: list[ProxySource] | None = Field(None, description="surrogate: proxy or earlier "
                                               "sweeps whose trials inform the first proposals")
 

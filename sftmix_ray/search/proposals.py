@@ -24,6 +24,7 @@ from ..pareto import default_reference, hypervolume_of, pareto_mask
 from .sampling import stick_breaking
 
 MC_SAMPLES = 32
+PENALTY_RADIUS = 0.1  # in the encoder's unit coordinates: a share of 0.1 of the simplex
 SHORTLIST = 96  # candidates whose EHVI is estimated (by their optimistic improvement first)
 
 
@@ -151,12 +152,14 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
     z = rng.standard_normal((MC_SAMPLES, len(names)))
     chosen: list[Proposal] = []
     front = known[pareto_mask(known, [True] * len(names))] if len(known) else known
+    X, spread = surrogate.encoder.matrix(pool), np.ones(len(pool))
     for _ in range(min(n, len(pool))):
-        optimistic = _hvi(m + 2 * s, front, ref) * feasible
+        weight = feasible * spread
+        optimistic = _hvi(m + 2 * s, front, ref) * weight
         short = [i for i in np.argsort(-optimistic)[:SHORTLIST] if i not in
                  {c.extra["index"] for c in chosen}]
         ehvi = np.array([np.mean(_hvi(m[i] + s[i] * z, front, ref)) for i in short])
-        ehvi = ehvi * feasible[short]
+        ehvi = ehvi * weight[short]
         pick = short[int(np.argmax(ehvi))] if len(short) else 0
         gain = float(ehvi.max()) if len(short) else 0.0
         at_mean = float(_hvi(m[pick:pick + 1], front, ref)[0])
@@ -166,6 +169,9 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
                                float(feasible[pick]), why, {"index": pick}))
         front = np.vstack([front, m[pick]])  # kriging believer: the mean, as if measured
         front = front[pareto_mask(front, [True] * len(names))]
+        # Local penalisation: the believer lowers no one's uncertainty, so without it a batch
+        # piles up around one uncertain spot; candidates near a pick are weighed down.
+        spread *= 1 - np.exp(-np.sum((X - X[pick]) ** 2, axis=1) / (2 * PENALTY_RADIUS ** 2))
     return chosen
 
 

@@ -28,7 +28,8 @@ def make_sampler(search, space: SearchSpace | None = None, prior: list | None = 
 
         if space is None:
             raise ValueError("the surrogate sampler needs the search space")
-        return SurrogateSampler(space, dict(search.objectives), batch_size=search.batch_size or 4,
+        return SurrogateSampler(space, dict(search.objectives),
+                                batch_size=search.batch_size or search.max_concurrent,
                                 seed=seed, prior=prior, constraints=search.constraints)
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
                 "nsga2": lambda: optuna.samplers.NSGAIISampler(
