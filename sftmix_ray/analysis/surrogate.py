@@ -82,7 +82,7 @@ class Encoder:
 
 def _variant(strategy, k, order) -> str:
     if strategy == "dmt":
-        return f"dmt:{k:g}" if k is not None else "dmt"
+        return "dmt"  # k is its own coordinate, so nearby k share what they learn
     if strategy == "sequential" and order:
         return "sequential:" + ">".join(order)
     return str(strategy)
@@ -93,7 +93,7 @@ def _variants(space: SearchSpace) -> list[str]:
     for name in space.strategies:
         opts = space.options(name)
         if name == "dmt":
-            out.append("dmt")  # k is its own coordinate, so nearby k share what they learn
+            out.append("dmt")
         elif name == "sequential" and opts.orders:
             out.extend(_variant(name, None, o) for o in opts.orders)
         else:
