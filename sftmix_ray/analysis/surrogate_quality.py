@@ -61,7 +61,7 @@ def _learned_noise(surrogate: Surrogate | None, objective: str) -> float | None:
     if gp is None:
         return None
     level = gp.kernel_.get_params().get("k2__noise_level")
-    scale = float(getattr(gp, "_y_train_std", 1.0))
+    scale = float(np.ravel(getattr(gp, "_y_train_std", 1.0))[0])  # 1 when not normalized
     return math.sqrt(level) * scale if level is not None else None
 
 

@@ -78,13 +78,13 @@ def target_sweep(uri: str, source: str, sweep_file: Path | None
 def run_propose(uri: str, sources: list[str], proxies: list[str], n: int, out: Path, *,
                 objectives: dict[str, str] | None = None, constraints: str | None = None,
                 sweep_file: Path | None = None, seed: int = 0) -> ProposeResult:
+    proxy_refs = [parse_proxy(text) for text in proxies]  # bad options first, before reading
     data, sweep, space, given = target_sweep(uri, sources[0], sweep_file)
     objectives = objectives or dict(sweep.search.objectives)
     bounds = parse_bounds(constraints, objectives) if constraints else sweep.search.constraints
     names = list(objectives)
     records = [r for s in sources for r in source_records(uri, s, names, 1.0)]
-    for text in proxies:
-        ref, fidelity = parse_proxy(text)
+    for ref, fidelity in proxy_refs:
         records += source_records(uri, ref, names, fidelity)
     surrogate = Surrogate(space, names, records, seed=seed)
     target = [r for r in records if r.fidelity >= 1.0]
@@ -92,18 +92,26 @@ def run_propose(uri: str, sources: list[str], proxies: list[str], n: int, out: P
     proposals = propose(surrogate, space, objectives, n, measured=measured, constraints=bounds,
                         seed=seed, exclude={point_key(r.point) for r in target})
     quality = cross_validate(space, names, records, seed=seed)
-    write_sweep(data, proposals, out, objectives, sweep_file=given, space=space)
-    load_sweep(out)  # ready means valid: the file is refused here, not at `sftmix run`
+    write_sweep(data, proposals, out, objectives, sweep_file=given, space=space,
+                constraints=bounds)
+    try:
+        load_sweep(out)  # ready means valid: the file is refused here, not at `sftmix run`
+    except ConfigError:
+        out.unlink()
+        raise
     return ProposeResult(proposals, quality, objectives, out, records)
 
 
 def write_sweep(data: dict, proposals: list[Proposal], out: Path, objectives: dict[str, str], *,
-                sweep_file: Path | None, space: SearchSpace) -> None:
+                sweep_file: Path | None, space: SearchSpace,
+                constraints: dict[str, float] | None = None) -> None:
     data = {**data, "search": dict(data.get("search") or {})}
     search = data["search"]
     search["warm_start"] = [p.point for p in proposals]
     search["num_samples"] = max(int(search.get("num_samples") or 0), len(proposals))
     search["objectives"] = dict(objectives)
+    if constraints:  # the bounds the proposals were weighed by hold for the sweep too
+        search["constraints"] = dict(constraints)
     if search.get("algorithm") == "grid":  # a grid has no sampler to warm-start
         search["algorithm"] = "surrogate"
     data["name"] = f"{data['name']}_proposed"
