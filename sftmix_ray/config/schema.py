@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..storage import is_uri
 from .checks import JUDGE_SCHEMES, TRACKING_SCHEMES, metric_problems, storage_problems, uri_problem
 from .presets import FORMATS, LAB_FORMATS, PRESETS
+from .proxies import ProxySource
 
 ABILITY_NAMES = ("math", "code", "general")  # what a trial evaluates (evaluate.abilities)
 
@@ -215,23 +216,6 @@ class PruneConfig(Strict):
                               "may be stopped")
     reduction_factor: float = Field(2.0, gt=1, description="keep about 1/reduction_factor of the "
                                     "trials at each rung")
-
-
-class ProxySource(Strict):
-    """Finished trials the surrogate search learns from before (and beside) this sweep's own:
-    a cheaper proxy sweep (a smaller model, fewer samples or epochs) or an earlier sweep."""
-
-    sweep: str | None = Field(None, description="the proxy sweep's parent run id")
-    experiment: str | None = Field(None, description="or every run of an MLflow experiment")
-    tracking_uri: str | None = Field(None, description="default: this sweep's tracking.uri")
-    fidelity: float = Field(0.5, gt=0, le=1, description="how close to this sweep's setting "
-                            "(1 = the same setting; below 1 its trials are a prior mean)")
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        if (self.sweep is None) == (self.experiment is None):
-            raise ValueError("give exactly one of 'sweep' (a run id) or 'experiment' (a name)")
-        return self
 
 
 class SearchConfig(Strict):
