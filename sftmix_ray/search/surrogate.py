@@ -21,10 +21,12 @@ from ..analysis.records import TARGET_FIDELITY, Record, point_key
 from ..analysis.surrogate import Surrogate
 from ..config.point import POINT_KEY, TrialPoint
 from ..config.space import SearchSpace
+from ..pareto import pareto_ranks
 from .proposals import propose
 from .sampling import raw_params
 
 MIN_RECORDS = 3  # fewer finished trials (and no prior records): random points
+MAX_GP_RECORDS = 256  # per source (prior, this study): see SurrogateSampler._informative
 PROPOSAL_ATTR = "sftmix_proposal"
 
 
@@ -78,12 +80,28 @@ class SurrogateSampler(BaseSampler):
             return []
         self._refits += 1
         seed = self.seed * 1000 + self._refits  # a new draw of candidates at every refit
-        surrogate = Surrogate(self.space, names, records, seed=self.seed)
+        surrogate = Surrogate(self.space, names, self._informative(self.prior, seed) +
+                              self._informative(done, seed), seed=self.seed)
         measured = np.array([[r.values[o] for o in names] for r in done]).reshape(-1, len(names))
         exclude = {point_key(r.point) for r in done} | {point_key(p) for p in running}
         return propose(surrogate, self.space, self.objectives, self.batch_size,
                        measured=measured, constraints=self.constraints,
                        candidates=self.candidates, seed=seed, exclude=exclude)
+
+    def _informative(self, records: list[Record], seed: int) -> list[Record]:
+        """At most MAX_GP_RECORDS records for the GP: the best half by Pareto rank, the rest a
+        seeded draw of the others. The GP's cost grows with the cube of its records (the
+        sampler's time per trial grew from 0.01 s to over 2 s by trial 500 in
+        benchmarks/scale.py); the front it must improve on is always measured in full."""
+        if len(records) <= MAX_GP_RECORDS:
+            return records
+        names = list(self.objectives)
+        values = np.array([[r.values[o] for o in names] for r in records])
+        ranks = pareto_ranks(values, [self.objectives[o] == "max" for o in names])
+        order = np.argsort(ranks, kind="stable")
+        best = list(order[:MAX_GP_RECORDS // 2])
+        rest = np.random.default_rng(seed).permutation(order[MAX_GP_RECORDS // 2:])
+        return [records[i] for i in best + list(rest[:MAX_GP_RECORDS - len(best)])]
 
     def reseed_rng(self) -> None:
         self._random.reseed_rng()
