@@ -225,7 +225,10 @@ def main() -> None:
                     "per-sampler results (a --one run's result.json) instead of running")
     args = ap.parse_args()
     if args.results:
-        results = [json.loads(p.read_text()) for p in args.results]
+        results = []
+        for p in args.results:  # a --one result.json, or an earlier --out file (a list)
+            data = json.loads(p.read_text())
+            results += data if isinstance(data, list) else [data]
         for r in results:
             r["summary"] = summarize(r)
         finish(results, args)
