@@ -11,6 +11,7 @@ from ..storage import is_uri
 from .checks import JUDGE_SCHEMES, TRACKING_SCHEMES, metric_problems, storage_problems, uri_problem
 from .model import ModelConfig
 from .presets import FORMATS, LAB_FORMATS, PRESETS
+from .proxies import ProxySource
 from .strict import Strict
 
 ABILITY_NAMES = ("math", "code", "general")  # what a trial evaluates (evaluate.abilities)
@@ -198,7 +199,7 @@ class PruneConfig(Strict):
 
 class SearchConfig(Strict):
     space: str = Field(description="a search_spaces/*.yaml file, relative to the sweep file or cwd")
-    algorithm: Literal["tpe", "nsga2", "gp", "random", "grid"] = "tpe"
+    algorithm: Literal["tpe", "nsga2", "gp", "random", "grid", "surrogate"] = "tpe"
     num_samples: int = Field(8, gt=0, description="trials (for grid: repeats of the full grid)")
     max_concurrent: int = Field(1, gt=0)
     objectives: dict[str, Literal["max", "min"]] = {"math": "max", "code": "max", "general": "max"}
@@ -220,6 +221,11 @@ class SearchConfig(Strict):
                                       "trials after an epoch (ASHA)")
     population_size: int | None = Field(None, ge=2, description="nsga2: individuals per "
                                         "generation (Optuna's default: 50)")
+    batch_size: int | None = Field(None, ge=1, description="surrogate: proposals per refit of "
+                                   "the surrogate (default: max_concurrent, a refit "
+                                   "for every trial when one runs at a time)")
+    proxies: list[ProxySource] | None = Field(None, description="surrogate: proxy or earlier "
+                                              "sweeps whose trials inform the first proposals")
 
     @model_validator(mode="after")
     def _combinations(self):
@@ -231,6 +237,10 @@ class SearchConfig(Strict):
         if self.population_size is not None and self.algorithm != "nsga2":
             raise ValueError(f"population_size: an NSGA-II option; algorithm is "
                              f"{self.algorithm!r}")
+        for name in ("batch_size", "proxies"):
+            if getattr(self, name) is not None and self.algorithm != "surrogate":
+                raise ValueError(f"{name}: a surrogate-search option; algorithm is "
+                                 f"{self.algorithm!r}")
         if self.prune is not None and len(self.objectives) != 1:
             raise ValueError(f"prune: pruning compares trials on one objective, and this sweep "
                              f"has {len(self.objectives)} ({', '.join(self.objectives)}); a "

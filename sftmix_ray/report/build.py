@@ -12,6 +12,7 @@ from pathlib import Path
 from ..tracking.runs import artifact_dict, attach_directory, load_runs
 from . import findings, plots, study
 from .table import build_rows, domains_of
+from .transfer import proxy_lines
 
 
 def _fmt(row, o) -> str:
@@ -66,6 +67,7 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
         "Best per objective": findings.best(rows, objectives),
         "Uncertainty": [findings.uncertainty(rows), findings.intervals_note(rows, names),
                         findings.METHOD],
+        "Proxy vs target": proxy_lines(tracking_uri, parent, runs, objectives),
     }
     best = findings.best_per_objective(rows, objectives) if rows else {}
     best_told = findings.best_verdicts(rows, objectives)

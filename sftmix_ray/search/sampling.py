@@ -88,6 +88,9 @@ class DefineByRun:
             train = {name: _suggest(trial, f"train.{name}", r, TRAIN_PARAMS[name])
                      for name, r in space.train.items()}
         point = TrialPoint(strategy=strategy, k=k, order=order, train=train, **mixture)
+        # The study keeps the complete point too, so a model-based sampler (the surrogate)
+        # reads every finished trial's coordinates from the study itself.
+        trial.set_user_attr(POINT_KEY, point.to_wire())
         return {POINT_KEY: point.to_wire()}  # the complete point, beside Optuna's raw names
 
     def _mixture(self, trial) -> dict:

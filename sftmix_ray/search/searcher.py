@@ -14,14 +14,23 @@ from ..train.reports import is_intermediate
 from .sampling import DefineByRun, raw_params
 
 
-def make_sampler(search):
+def make_sampler(search, space: SearchSpace | None = None, prior: list | None = None):
     """The seeded Optuna sampler for `search.algorithm` (the search benchmark uses it too, so it
     measures exactly the samplers a sweep runs). Constraints reach the samplers through each
     trial's own constraint values (`SweepOptunaSearch`), Optuna 5's replacement for the
-    samplers' deprecated constraints_func."""
+    samplers' deprecated constraints_func; the surrogate sampler weighs its proposals by the
+    probability that they hold. `prior`: records of proxy or earlier sweeps (surrogate only)."""
     import optuna
 
     seed = search.seed
+    if search.algorithm == "surrogate":
+        from .surrogate import SurrogateSampler
+
+        if space is None:
+            raise ValueError("the surrogate sampler needs the search space")
+        return SurrogateSampler(space, dict(search.objectives),
+                                batch_size=search.batch_size or search.max_concurrent,
+                                seed=seed, prior=prior, constraints=search.constraints)
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
                 "nsga2": lambda: optuna.samplers.NSGAIISampler(
                     seed=seed, **({"population_size": search.population_size}
@@ -82,7 +91,8 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def build_searcher(sweep: SweepConfig, space: SearchSpace, study_storage=None):
+def build_searcher(sweep: SweepConfig, space: SearchSpace, study_storage=None,
+                   prior: list | None = None):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -91,6 +101,7 @@ def build_searcher(sweep: SweepConfig, space: SearchSpace, study_storage=None):
     constraints = Constraints(search.constraints, search.objectives) if search.constraints \
         else None
     return SweepOptunaSearch(DefineByRun(space), metric=list(search.objectives),
-                             mode=list(search.objectives.values()), sampler=make_sampler(search),
+                             mode=list(search.objectives.values()),
+                             sampler=make_sampler(search, space, prior),
                              storage=study_storage, study_name=sweep.name,
                              points_to_evaluate=warm or None, constraints=constraints)

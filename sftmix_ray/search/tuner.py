@@ -25,6 +25,7 @@ from ..tracking.store import experiment_name, resolve_uri
 from ..tracking.sweep import SweepTracker, answer_rows
 from ..tracking.trials import MLflowTrialCallback
 from ..train.lab_base import ensure_lab_base
+from .prior import load_prior
 from .runtime import ensure_ray, trial_capacity
 from .sampling import grid_points
 from .searcher import build_searcher
@@ -57,13 +58,19 @@ def planned_trials(sweep: SweepConfig, space: SearchSpace) -> int:
 
 
 def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = None,
-              console=None, quiet_ray: bool = True, resume: bool = False) -> SweepOutcome:
+              console=None, quiet_ray: bool = True, resume: bool = False,
+              trial_fn=None) -> SweepOutcome:
     """Run a sweep, or (resume=True) bring back one whose driver died and complete it: the Tune
-    experiment, the Optuna study and the MLflow parent run all continue where they were."""
+    experiment, the Optuna study and the MLflow parent run all continue where they were.
+    `trial_fn` replaces the trainable (`run_trial`, same signature): the scale benchmark runs
+    the real orchestration around a trial that only evaluates a landscape."""
     t0 = time.time()
     experiment = experiment_location(sweep.storage, sweep.name)  # a path or a URI
     exp_dir = state_dir(sweep.storage, sweep.cache_dir, sweep.name)  # the driver's own files
     state = _resume_state(experiment, exp_dir, sweep) if resume else None
+    # Proxy sweeps are read first: one that cannot be read stops the sweep before anything
+    # is prepared or launched. A resumed searcher has its own.
+    prior = load_prior(sweep) if not resume else []
     if not resume:
         _keep_earlier_run_aside(sweep, experiment, exp_dir, console)
     cache = cache_root(sweep.storage, sweep.cache_dir)
@@ -76,7 +83,9 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     too_large = size_problems(space, sweep, sizes_after_preparing(prepared))
     if too_large:  # before any record or Ray: hub domains are sized only now
         raise ConfigError(sweep.name, too_large)
-    base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say)
+    # a stand-in trainable (the scale benchmark's surrogate) trains nothing: no base to build
+    base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say) \
+        if trial_fn is None else None
     if base is not None:
         how = "built" if base.built else "from the cache, built"
         say(f"lab base model {base.key}: {how} in {base.info['seconds']:.0f}s on "
@@ -96,9 +105,10 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         say(f"joining Ray at {address}" if address else "starting Ray on this machine")
         ensure_ray(address, quiet=quiet_ray)
         say("Ray is up; the first trial trains now")
-        trainable = _trainable(sweep, space, prepared, eval_sets, experiment, base)
+        trainable = _trainable(sweep, space, prepared, eval_sets, experiment,
+                               trial_fn or run_trial, base)
         tuner = _restored_tuner(experiment, trainable) if resume else \
-            _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir, console)
+            _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir, console, prior)
         tuner.fit()
         outcome = _answer(sweep, tracker, sweep_params, exp_dir, t0)
         status = "FINISHED"
@@ -134,15 +144,15 @@ def _write_state(exp_dir: Path, tracker: SweepTracker) -> None:
                                                   "tracking_uri": tracker.uri}))
 
 
-def _trainable(sweep, space, prepared, eval_sets, experiment: str, base=None):
+def _trainable(sweep, space, prepared, eval_sets, experiment: str, trial_fn, base=None):
     """The trial function with the sweep's typed objects bound to it (Ray puts them in its
     object store once), asking only a sliver of a CPU for itself."""
     from ray import tune
 
     return tune.with_resources(
-        tune.with_parameters(run_trial, sweep=sweep, space=space, prepared=prepared,
+        tune.with_parameters(trial_fn, sweep=sweep, space=space, prepared=prepared,
                              eval_sets=eval_sets, storage=experiment,
-                             base_model=base.path if base else None),
+                             **({"base_model": base.path} if base else {})),
         {"cpu": TRIAL_DRIVER_CPU})
 
 
@@ -155,7 +165,8 @@ def _restored_tuner(experiment: str, trainable):
                               resume_errored=False, restart_errored=False)
 
 
-def _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir: Path, console):
+def _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir: Path, console,
+               prior=None):
     from ray import tune
 
     from .progress import ProgressCallback
@@ -168,7 +179,7 @@ def _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir: Path, co
         param_space, search_alg = {POINT_KEY: tune.grid_search(points)}, None
     else:
         param_space = {}
-        search_alg = build_searcher(sweep, space, study_storage(sweep.search, exp_dir))
+        search_alg = build_searcher(sweep, space, study_storage(sweep.search, exp_dir), prior)
     callbacks = [MLflowTrialCallback(tracker, sweep_params),
                  ProgressCallback(planned_trials(sweep, space), list(sweep.search.objectives),
                                   console)]

@@ -42,13 +42,22 @@ class MLflowTrialCallback(Callback):
         self.t = tracker
         self.sweep_params = sweep_params
         self.trials: dict[str, dict] = {}  # trial_id -> run_id, config, status, result, error
+        self._children = None  # the parent's child runs when this driver started
+
+    def __getstate__(self):
+        return {**self.__dict__, "_children": None}  # a restored driver reads them again
 
     def _existing_run(self, trial_id: str, params: dict) -> str | None:
         """The child run of a trial that started before the driver died, so a resumed trial
         continues its own run instead of leaving an orphan beside a new one: the same Tune trial,
         or (when Tune had not saved that trial yet and the restored searcher proposed the same
         point again under a new id) a RUNNING run with the same parameters."""
-        children = child_runs(self.t.client, self.t.experiment_id, self.t.parent_id)
+        if getattr(self, "_children", None) is None:  # (state pickled before it existed)
+            # Read once per driver: a fresh sweep has no earlier runs to find, and a resumed
+            # one's all exist before its first trial starts. Searching the parent's children at
+            # every trial start made each start cost O(trials so far) (benchmarks/scale.py).
+            self._children = child_runs(self.t.client, self.t.experiment_id, self.t.parent_id)
+        children = self._children
         mine = {e["run_id"] for e in self.trials.values()}
         for run in children:
             if run.data.tags.get("sftmix.trial_id") == trial_id:

@@ -1,0 +1,258 @@
+"""A surrogate of the abilities: per ability, a Gaussian-process regression with uncertainty over
+a trial's coordinates (ratio on the simplex, log amount, strategy, k, order, searched
+hyperparameters), fitted to finished trials.
+
+Why scikit-learn's `GaussianProcessRegressor`: a GP gives a predictive mean *and* standard
+deviation (what expected-hypervolume improvement needs), its ARD Matérn kernel learns how much
+each coordinate matters from a few dozen trials, and a `WhiteKernel` learns the evaluation noise,
+which we report beside the noise seen between seed repeats. scikit-learn is a stable public API
+already in the environment (Optuna's GP lives in private modules; BoTorch would add a large
+dependency for the same model at this scale).
+
+Proxy trials (a smaller model, fewer samples or epochs) enter as a prior mean, Kennedy and
+O'Hagan's autoregressive multi-fidelity model: target(x) = ρ·proxy(x) + δ(x), with `proxy` a GP
+fitted to the proxy trials, ρ fitted by least squares once there are enough target trials, and
+δ a GP on the residuals. Before any target trial, the prediction is the proxy's, with its
+uncertainty widened by the spread of the proxy's scores (nothing says yet how far they transfer).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config.space import SearchSpace
+from .records import TARGET_FIDELITY, Record, point_key
+
+MAX_FIT_POINTS = 128  # kernel hyperparameters are fitted on at most this many trials (see fit_gp)
+MIN_TARGET_FOR_RHO = 6  # fewer target trials: ρ = 1 (a slope from 3 points is noise)
+
+
+class Encoder:
+    """A point → a feature vector in [0, 1]^d (categoricals one-hot), from the space it lives
+    in; points outside the space's ranges (a proxy's smaller amounts) land outside [0, 1]."""
+
+    def __init__(self, space: SearchSpace, records: list[Record] = ()):
+        self.space = space
+        self.domains = list(space.domains)
+        self.variants = _variants(space)
+        amounts = [r.trial_point.amount for r in records if r.trial_point.amount]
+        a = space.amount
+        lows = ([a.low] if a and a.low else []) + (list(a.choices) if a and a.choices else [])
+        highs = ([a.high] if a and a.high else []) + (list(a.choices) if a and a.choices else [])
+        lo, hi = min(lows + amounts, default=1), max(highs + amounts, default=1)
+        self.log_lo, self.log_span = math.log(lo), max(math.log(hi) - math.log(lo), 1e-9)
+        self.train = space.train.items() if space.train else []
+
+    def names(self) -> list[str]:
+        out = [f"share.{d}" for d in self.domains] if self.space.mixture != "ratio" or \
+            len(self.domains) > 1 else []
+        if self.space.mixture == "ratio":
+            out = out[:-1] + ["log_amount"]
+        return out + [f"variant.{v}" for v in self.variants] + ["log_k"] + \
+            [f"train.{n}" for n, _ in self.train]
+
+    def __call__(self, point: dict) -> list[float]:
+        p = point
+        if self.space.mixture == "ratio":
+            ratio = p.get("ratio") or {}
+            total = sum(ratio.get(d, 0.0) for d in self.domains) or 1.0
+            x = [ratio.get(d, 0.0) / total for d in self.domains[:-1]]
+            x.append((math.log(p.get("amount") or 1) - self.log_lo) / self.log_span)
+        else:
+            values = p.get(self.space.mixture) or {}
+            top = max(values.values(), default=1.0) or 1.0
+            x = [values.get(d, 0.0) / top for d in self.domains]
+        name = _variant(p.get("strategy"), p.get("k"), p.get("order"))
+        x += [1.0 if v == name else 0.0 for v in self.variants]
+        ks = self.space.options("dmt").k or [1.0]
+        k_lo = math.log(min(ks)) if min(ks) < 1 else -1.0
+        x.append(math.log(p.get("k")) / k_lo if p.get("k") else 0.0)
+        for n, r in self.train:
+            x.append(_unit((p.get("train") or {}).get(n), r))
+        return x
+
+    def matrix(self, points: list[dict]) -> np.ndarray:
+        width = len(self.names())
+        return np.array([self(p) for p in points], dtype=float).reshape(len(points), width)
+
+
+def _variant(strategy, k, order) -> str:
+    if strategy == "dmt":
+        return "dmt"  # k is its own coordinate, so nearby k share what they learn
+    if strategy == "sequential" and order:
+        return "sequential:" + ">".join(order)
+    return str(strategy)
+
+
+def _variants(space: SearchSpace) -> list[str]:
+    out = []
+    for name in space.strategies:
+        opts = space.options(name)
+        if name == "dmt":
+            out.append("dmt")
+        elif name == "sequential" and opts.orders:
+            out.extend(_variant(name, None, o) for o in opts.orders)
+        else:
+            out.append(name)
+    return out
+
+
+def _unit(value, r) -> float:
+    if value is None:
+        return 0.0
+    if r.choices is not None:
+        lo, hi = min(r.choices), max(r.choices)
+    else:
+        lo, hi = r.low, r.high
+    if r.log and lo > 0:
+        value, lo, hi = math.log(value), math.log(lo), math.log(hi)
+    return (value - lo) / (hi - lo) if hi > lo else 0.0
+
+
+def fit_gp(X: np.ndarray, y: np.ndarray, seed: int = 0, centred: bool = True):
+    """An ARD Matérn-5/2 GP with a learned noise level. The kernel's hyperparameters are fitted
+    on at most MAX_FIT_POINTS trials (a seeded subset), then the GP is conditioned on all of
+    them with those hyperparameters fixed: a sweep of a thousand trials pays one Cholesky
+    factorisation per refit, not a thousand-point likelihood optimisation. `centred=False`: the
+    prior mean is 0, not the data's mean (a residual on a proxy: far from the target trials,
+    the proxy's prediction stands, instead of a shift learned from a few nearby trials).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    d = X.shape[1]
+    kernel = ConstantKernel(1.0 if centred else max(float(np.var(y)), 1e-4), (1e-5, 1e3)) * \
+        Matern(length_scale=np.full(d, 0.5), length_scale_bounds=(1e-2, 1e2), nu=2.5) + \
+        WhiteKernel(1e-2, (1e-6, 1.0))
+    rows = np.arange(len(y))
+    if len(y) > MAX_FIT_POINTS:
+        rows = np.random.default_rng(seed).choice(len(y), MAX_FIT_POINTS, replace=False)
+    with warnings.catch_warnings():
+        # A length scale at its bound (a coordinate that does not matter) is an answer here,
+        # not a problem to print for every refit.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp = GaussianProcessRegressor(kernel, normalize_y=centred, n_restarts_optimizer=0,
+                                      random_state=seed).fit(X[rows], y[rows])
+        if len(rows) < len(y):
+            gp = GaussianProcessRegressor(gp.kernel_, normalize_y=centred,
+                                          optimizer=None).fit(X, y)
+    return gp
+
+
+@dataclass
+class AbilityModel:
+    """One ability: proxy GP (prior mean) × ρ + residual GP on the target trials."""
+
+    proxy: object | None
+    residual: object | None
+    rho: float
+    offset: float           # residual mean while there are too few target trials for a GP
+    spread: float           # widens the prediction while no target trial says how it transfers
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, var = np.zeros(len(X)), np.zeros(len(X))
+        if self.proxy is not None:
+            m, s = self.proxy.predict(X, return_std=True)
+            mean, var = self.rho * m, (self.rho * s) ** 2
+        if self.residual is not None:
+            m, s = self.residual.predict(X, return_std=True)
+            mean, var = mean + m, var + s ** 2
+        else:
+            mean, var = mean + self.offset, var + self.spread ** 2
+        return mean, np.sqrt(np.maximum(var, 1e-12))
+
+
+def _fit_ability(Xp, yp, Xt, yt, seed: int) -> AbilityModel:
+    proxy = fit_gp(Xp, yp, seed) if len(yp) >= 2 else None
+    prior = proxy.predict(Xt) if proxy is not None and len(yt) else np.zeros(len(yt))
+    rho = 1.0 if proxy is not None else 0.0
+    if proxy is not None and len(yt) >= MIN_TARGET_FOR_RHO and np.std(prior) > 1e-9:
+        slope = np.polyfit(prior, yt, 1)[0]
+        rho = float(np.clip(slope, 0.25, 4.0))
+    resid = yt - rho * prior
+    residual = fit_gp(Xt, resid, seed, centred=proxy is None) if len(yt) >= 3 else None
+    spread = float(np.std(yp)) if len(yp) else 1.0
+    if len(yt) >= 2:
+        spread = max(float(np.std(resid)), 1e-3)
+    return AbilityModel(proxy, residual, rho, float(resid.mean()) if len(yt) else 0.0, spread)
+
+
+class Surrogate:
+    """Per-ability models over a space, fitted to records of any fidelity; predictions are
+    for the target fidelity."""
+
+    def __init__(self, space: SearchSpace, objectives: list[str], records: list[Record],
+                 seed: int = 0):
+        if not records:
+            raise ValueError("the surrogate needs at least one finished trial")
+        self.objectives, self.records = list(objectives), list(records)
+        self.encoder = Encoder(space, records)
+        target = [r for r in records if r.fidelity >= TARGET_FIDELITY]
+        proxy = [r for r in records if r.fidelity < TARGET_FIDELITY]
+        Xt = self.encoder.matrix([r.point for r in target])
+        Xp = self.encoder.matrix([r.point for r in proxy])
+        if len({r.fidelity for r in proxy}) > 1:  # several proxies: fidelity is an input
+            Xp = np.column_stack([Xp, [r.fidelity for r in proxy]])
+            self._proxy_fidelity = True
+        else:
+            self._proxy_fidelity = False
+        self.models = {o: _fit_ability(Xp, np.array([r.values[o] for r in proxy]), Xt,
+                                       np.array([r.values[o] for r in target]), seed)
+                       for o in self.objectives}
+        self.n_target, self.n_proxy = len(target), len(proxy)
+
+    def predict(self, points: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std), each (points, objectives), at the target fidelity."""
+        X = self.encoder.matrix(points)
+        means, stds = [], []
+        for o in self.objectives:
+            model = self.models[o]
+            if self._proxy_fidelity and model.proxy is not None:
+                m, s = _predict_two(model, X)
+            else:
+                m, s = model.predict(X)
+            means.append(m)
+            stds.append(s)
+        return np.column_stack(means), np.column_stack(stds)
+
+
+def _predict_two(model: AbilityModel, X: np.ndarray):
+    """With fidelity as a proxy input, the proxy GP is asked at the target fidelity (1)."""
+    m, s = model.proxy.predict(np.column_stack([X, np.ones(len(X))]), return_std=True)
+    mean, var = model.rho * m, (model.rho * s) ** 2
+    if model.residual is not None:
+        rm, rs = model.residual.predict(X, return_std=True)
+        return mean + rm, np.sqrt(var + rs ** 2)
+    return mean + model.offset, np.sqrt(var + model.spread ** 2)
+
+
+def seed_noise(records: list[Record], objectives: list[str]) -> dict[str, float | None]:
+    """The noise between seed repeats: the pooled within-point standard deviation of target
+    trials that ran the same point with different seeds (None without repeats)."""
+    groups: dict[tuple, list[Record]] = {}
+    for r in records:
+        if r.fidelity >= TARGET_FIDELITY:
+            groups.setdefault(point_key(r.point), []).append(r)
+    out = {}
+    for o in objectives:
+        ss, dof = 0.0, 0
+        for members in groups.values():
+            if len(members) > 1:
+                v = np.array([m.values[o] for m in members])
+                ss, dof = ss + float(((v - v.mean()) ** 2).sum()), dof + len(v) - 1
+        out[o] = math.sqrt(ss / dof) if dof else None
+    return out
+
+
+def interval_noise(records: list[Record], objectives: list[str]) -> dict[str, float | None]:
+    """The evaluation noise the trials' own 95% intervals state: their mean half-width / 1.96."""
+    out = {}
+    for o in objectives:
+        halves = [r.intervals[o] for r in records if o in r.intervals]
+        out[o] = float(np.mean(halves)) / 1.96 if halves else None
+    return out

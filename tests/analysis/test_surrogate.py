@@ -1,0 +1,116 @@
+"""The surrogate of the abilities: records read back from runs, features, a GP per ability that
+learns a known landscape (its cross-validated error well under the data's spread), noise from
+seed repeats, proxies as a prior mean, and rank agreement."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from sftmix_ray.analysis.records import Record, point_from_params, point_key, records_from_runs
+from sftmix_ray.analysis.surrogate import Encoder, Surrogate, seed_noise
+from sftmix_ray.analysis.surrogate_quality import cross_validate, rank_agreement, verdict
+from sftmix_ray.config.point import TrialPoint
+from sftmix_ray.config.space import SearchSpace
+from tests.constructed import SPACE, points, scores
+
+OBJ = ["math", "code", "general"]
+
+
+def _records(n, seed=0, level=1.0, fidelity=1.0):
+    return [Record(p, scores(p, level), fidelity) for p in points(n, seed)]
+
+
+def test_params_round_trip_to_the_full_point_searched_hyperparameters_included():
+    point = TrialPoint(ratio={"math": 0.5, "code": 0.5}, amount=300, strategy="sequential",
+                       order=["code", "math"], train={"lr": 0.001, "epochs": 2}, seed=3)
+    params = {k: str(v) for k, v in point.flat_params().items()}  # MLflow keeps strings
+    back = TrialPoint.from_wire(point_from_params(params))
+    assert back.order == ["code", "math"] and back.train == {"lr": 0.001, "epochs": 2}
+    assert back.amount == 300 and back.ratio == {"math": 0.5, "code": 0.5}
+    assert point_key(back.to_wire()) == point_key(point.to_wire())
+
+
+def test_only_finished_trials_with_every_objective_become_records():
+    def run(status="FINISHED", strategy="multi_task", **metrics):
+        params = {"strategy": strategy, "ratio.math": "1.0", "amount": "100"} if strategy \
+            else {}
+        return SimpleNamespace(run_id="r", status=status, params=params, metrics=metrics)
+
+    full = {"math": 0.1, "code": 0.2, "general": 0.3, "math_ci_low": 0.0, "math_ci_high": 0.2}
+    runs = [run(**full), run("FAILED", **full), run(strategy=None, **full),
+            run(math=0.1, code=0.2), run(**{**full, "general": math.nan})]
+    records = records_from_runs(runs, OBJ, fidelity=0.5)
+    assert len(records) == 1 and records[0].fidelity == 0.5
+    assert records[0].intervals == {"math": pytest.approx(0.1)}
+
+
+def test_features_place_a_point_in_the_unit_box():
+    space = SearchSpace.model_validate(SPACE)
+    enc = Encoder(space)
+    x = enc({"ratio": {"math": 0.2, "code": 0.3, "general": 0.5}, "amount": 1000,
+             "strategy": "dmt", "k": 0.25})
+    names = enc.names()
+    assert dict(zip(names, x)) == pytest.approx({
+        "share.math": 0.2, "share.code": 0.3, "log_amount": 1.0, "variant.multi_task": 0.0,
+        "variant.dmt": 1.0, "log_k": 1.0})
+
+
+def test_the_surrogate_learns_a_known_landscape_better_than_its_spread():
+    space = SearchSpace.model_validate(SPACE)
+    quality = cross_validate(space, OBJ, _records(40), folds=5)
+    for o in OBJ:
+        q = quality[o]
+        assert q["cv_rmse"] < 0.5 * q["data_std"], (o, q)
+        assert q["coverage95"] >= 0.7
+        assert verdict(q).startswith("knows more than the mean")
+
+
+def test_predictions_carry_intervals_that_widen_away_from_the_data():
+    space = SearchSpace.model_validate(SPACE)
+    near = [{"ratio": {"math": 0.6, "code": 0.2, "general": 0.2}, "amount": 500,
+             "strategy": "multi_task"}]
+    records = [Record(p, scores(p)) for p in near * 1] + _records(12)
+    mean, std = Surrogate(space, OBJ, records).predict(near)
+    assert mean.shape == std.shape == (1, 3) and np.all(std > 0)
+    assert mean[0] == pytest.approx(list(scores(near[0]).values()), abs=0.05)
+
+
+def test_seed_noise_is_the_pooled_spread_of_repeats():
+    p = points(2)
+    records = [Record(p[0], {"math": v}) for v in (0.1, 0.3)] + \
+        [Record(p[1], {"math": v}) for v in (0.5, 0.5)] + [Record(points(3)[2], {"math": 0.9})]
+    assert seed_noise(records, ["math"])["math"] == pytest.approx(math.sqrt(0.02 / 2))
+    assert seed_noise(records[-1:], ["math"])["math"] is None
+
+
+def test_a_proxy_alone_informs_the_target_prediction():
+    space = SearchSpace.model_validate(SPACE)
+    proxy = _records(30, seed=1, level=0.5, fidelity=0.25)
+    fresh = points(20, seed=7)
+    mean, _ = Surrogate(space, OBJ, proxy).predict(fresh)
+    truth = np.array([[scores(p)[o] for o in OBJ] for p in fresh])
+    for j in range(3):  # before any target trial the ranking is the proxy's, and it transfers
+        assert np.corrcoef(mean[:, j], truth[:, j])[0, 1] > 0.8
+
+
+def test_target_trials_correct_a_proxy_with_a_shift():
+    space = SearchSpace.model_validate(SPACE)
+    proxy = _records(30, seed=1, level=0.5, fidelity=0.25)
+    target = _records(15, seed=2)
+    fresh = points(20, seed=7)
+    truth = np.array([[scores(p)[o] for o in OBJ] for p in fresh])
+    alone, _ = Surrogate(space, OBJ, proxy).predict(fresh)
+    both, _ = Surrogate(space, OBJ, proxy + target).predict(fresh)
+    assert np.abs(both - truth).mean() < 0.5 * np.abs(alone - truth).mean()
+
+
+def test_rank_agreement_pairs_mixtures_across_amounts():
+    p = points(6)
+    proxy = [Record({**x, "amount": 100}, scores(x, 0.5), 0.25) for x in p]
+    target = [Record(x, scores(x)) for x in p[:5]]
+    pairs, rho = rank_agreement(proxy, target, OBJ)
+    assert len(pairs) == 5 and rho["general"] == pytest.approx(1.0)
+    _, few = rank_agreement(proxy, target[:2], OBJ)
+    assert few == {o: None for o in OBJ}

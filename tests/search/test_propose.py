@@ -1,0 +1,97 @@
+"""`sftmix propose` on sweeps written to a real MLflow store: the proposals, their predictions and
+reasons, the surrogate's quality beside the noise, and a ready sweep file; bad input exits 2
+naming what is wrong. And the surrogate options of a sweep file are checked at load."""
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from sftmix_ray.cli import app
+from sftmix_ray.config import ConfigError, load_sweep
+from tests.constructed import SPACE, log_sweep, points
+
+
+@pytest.fixture
+def sweep_file(write_sweep):
+    """The conftest's small lab sweep, its pools large enough for the constructed space."""
+    lab = {"math": "gsm8k", "code": "alpaca", "general": "sharegpt"}
+    return write_sweep(domains={d: {"source": "lab", "format": f, "pool": 1000}
+                                for d, f in lab.items()})
+
+
+def _sweep_data(path):
+    return yaml.safe_load(path.read_text())
+
+
+def test_propose_writes_a_ready_sweep_from_a_logged_sweep(tmp_path, sweep_file):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    target = log_sweep(uri, "sftmix-target", points(12), sweep=_sweep_data(sweep_file),
+                       seeds=(0, 1))
+    log_sweep(uri, "sftmix-proxy", points(20, seed=3), level=0.5)
+    out = tmp_path / "proposed.yaml"
+    res = CliRunner().invoke(app, ["propose", "--from", target, "--proxy", "sftmix-proxy@0.25",
+                                   "--n", "3", "--out", str(out), "--tracking-uri", uri,
+                                   "--constraints", "general:0.2"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("exploitation") + res.output.count("exploration") >= 3
+    assert "CV RMSE" in res.output and "seed noise" in res.output
+    assert "24 (+20 proxy)" in res.output  # 12 points × 2 seeds, and the proxy's 20
+    sweep, space = load_sweep(out)
+    assert len(sweep.search.warm_start) == 3 and sweep.search.num_samples >= 3
+    assert sweep.name.endswith("_proposed") and sweep.search.constraints == {"general": 0.2}
+    assert (tmp_path / "proposed.space.yaml").is_file()  # the space the sweep logged
+
+
+def test_propose_with_a_sweep_file_keeps_its_space(tmp_path, sweep_file):
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    log_sweep(uri, "plain", points(10))
+    out = tmp_path / "p.yaml"
+    res = CliRunner().invoke(app, ["propose", "--from", "plain", "--sweep", str(sweep_file),
+                                   "--n", "2", "--out", str(out), "--tracking-uri", uri])
+    assert res.exit_code == 0, res.output
+    sweep, _ = load_sweep(out)
+    assert len(sweep.search.warm_start) == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--from", "nothing-here"], "neither a run id nor an experiment"),
+    (["--from", "plain", "--constraints", "speed:1", "--sweep", "SWEEP"],
+     "--constraints: 'speed'"),
+    (["--from", "plain", "--proxy", "plain@2"], "fidelity must be in (0, 1]"),
+    (["--from", "plain"], "give the target sweep with --sweep FILE"),
+])
+def test_bad_input_exits_2_naming_it(tmp_path, sweep_file, args, message):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    log_sweep(uri, "plain", points(6))
+    args = [str(sweep_file) if a == "SWEEP" else a for a in args]
+    res = CliRunner().invoke(app, ["propose", *args, "--out", str(tmp_path / "o.yaml"),
+                                   "--tracking-uri", uri])
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert not (tmp_path / "o.yaml").exists()
+
+
+@pytest.mark.parametrize("search,problem", [
+    ({"algorithm": "tpe", "batch_size": 4}, "search.batch_size: a surrogate-search option"),
+    ({"algorithm": "tpe", "proxies": [{"sweep": "x"}]}, "search.proxies: a surrogate-search"),
+    ({"algorithm": "surrogate", "proxies": [{"fidelity": 0.5}]}, "search.proxies.0: give "
+                                                                 "exactly one of 'sweep'"),
+    ({"algorithm": "surrogate", "proxies": [{"sweep": "x", "fidelity": 2}]},
+     "search.proxies.0.fidelity"),
+])
+def test_surrogate_options_are_checked_at_load(write_sweep, tmp_path, search, problem):
+    base = {"space": str(tmp_path / "space.yaml"), "num_samples": 2, "seed": 0}
+    with pytest.raises(ConfigError) as exc:
+        load_sweep(write_sweep(search={**base, **search}))
+    assert any(p.startswith(problem) for p in exc.value.problems), exc.value.problems
+
+
+def test_an_unreadable_proxy_stops_the_run_before_anything_starts(write_sweep, tmp_path):
+    import ray
+
+    path = write_sweep(search={"space": str(tmp_path / "space.yaml"), "num_samples": 2,
+                               "algorithm": "surrogate", "proxies": [{"sweep": "no-such-run"}]})
+    before = ray.is_initialized()
+    res = CliRunner().invoke(app, ["run", str(path)])
+    assert res.exit_code == 2 and "search.proxies[0]: " in res.output, res.output
+    assert ray.is_initialized() == before and not (tmp_path / "runs").exists()
