@@ -50,3 +50,17 @@ def test_good_overrides_replace_the_files_values(write_sweep, tmp_path):
 def test_resume_overrides_are_validated_too(write_sweep):
     out = CliRunner().invoke(app, ["resume", str(write_sweep()), "--storage", "s3://b/runs"])
     assert out.exit_code == 2 and "cache_dir: " in out.output
+
+
+def test_lab_pretrain_builds_the_base_once_then_reads_it_from_the_cache(write_sweep, tmp_path):
+    path = write_sweep()
+    first = CliRunner().invoke(app, ["lab", "pretrain", str(path)])
+    assert first.exit_code == 0, first.output
+    assert "built lab base model" in first.output and "documents" in first.output
+    again = CliRunner().invoke(app, ["lab", "pretrain", str(path)])
+    assert again.exit_code == 0 and "cached lab base model" in again.output
+    assert len(list((tmp_path / "runs" / "cache").glob("lab-base-*/model.safetensors"))) == 1
+    model = {"tiny": {"hidden_size": 32, "intermediate_size": 64, "layers": 1, "heads": 2,
+                      "pretrain": None}, "lab_vocab_size": 400}
+    none = CliRunner().invoke(app, ["lab", "pretrain", str(write_sweep(model=model))])
+    assert none.exit_code == 2 and "no lab base model to build" in none.output

@@ -6,50 +6,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .config import ConfigError, load_sweep
+from ..config import ConfigError
+from .common import _load, _quiet_libraries, _refuse, console, err
+from .lab import lab_app
+from .propose import propose
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Sweeps over SFT data composition on Ray.")
-console = Console(width=None if Console().is_terminal else 140)
-err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 140)
-
-
-def _load(path: Path, overrides: dict | None = None):
-    """The sweep with command-line overrides merged in before validation (held to the file's
-    rules), and its mixtures checked against the local files' sizes (lab pools are checked at
-    load); exit 2 naming every problem."""
-    from .config.checks import size_problems
-    from .data.sizes import local_file_sizes
-
-    try:
-        sweep, space = load_sweep(path, overrides)
-        problems = size_problems(space, sweep, local_file_sizes(sweep))
-        if problems:
-            raise ConfigError(str(path), problems)
-        return sweep, space
-    except ConfigError as exc:
-        _refuse(exc)
-
-
-def _quiet_libraries(quiet: bool) -> None:
-    """MLflow announces creating its SQLite tables at INFO: noise to a user watching a sweep.
-    MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL when it is imported (later, in the
-    sweep), so the variable is what holds; a logger level set now would be reset then."""
-    if quiet:
-        import logging
-        import os
-
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-        for name in ("mlflow", "alembic"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _refuse(exc: ConfigError):
-    err.print(f"[red]invalid sweep[/red] {exc}", highlight=False)
-    raise typer.Exit(2) from None
 
 
 @app.command()
@@ -59,7 +24,7 @@ def validate(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file")
                  "else 80)")):
     """Check a sweep and its search space without running anything, and estimate whether a
     trial fits the GPUs it asks for."""
-    from .config.memory import memory_report
+    from ..config.memory import memory_report
 
     sweep, space = _load(sweep_file, {})
     console.print(f"[green]ok[/green] {sweep_file}: sweep {sweep.name!r}, "
@@ -93,11 +58,11 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         verbose: bool = typer.Option(False, help="show Ray's own logs")):
     """Run a sweep: trials on Ray Tune + Ray Train, tracked in MLflow, answered by a Pareto
     front."""
-    from .data.prepare import DataError
-    from .data.template import TemplateError
-    from .evaluate.benchmarks import BenchmarkError
-    from .search.tuner import ResumeError, planned_trials, run_sweep
-    from .tracking.store import resolve_uri
+    from ..data.prepare import DataError
+    from ..data.template import TemplateError
+    from ..evaluate.benchmarks import BenchmarkError
+    from ..search.tuner import ResumeError, planned_trials, run_sweep
+    from ..tracking.store import resolve_uri
 
     sweep, space = _load(sweep_file, {"search.num_samples": num_samples,
                                       "search.max_concurrent": max_concurrent,
@@ -122,36 +87,6 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         raise typer.Exit(1)
 
 
-lab_app = typer.Typer(no_args_is_help=True, help="The lab: the embedded default domains and model.")
-app.add_typer(lab_app, name="lab")
-
-
-@lab_app.command("pretrain")
-def lab_pretrain(sweep_file: Path = typer.Argument(Path("sweeps/quickstart.yaml"),
-                                                   help="a lab sweep (its tiny model and cache)"),
-                 storage: Optional[str] = typer.Option(None, help="override storage")):
-    """Build the lab base model a lab sweep fine-tunes (once; later sweeps take it from the
-    cache). A lab sweep builds it itself if missing; this does it ahead, and says where."""
-    from .data.prepare import prepare
-    from .storage import cache_root
-    from .train.lab_base import ensure_lab_base
-
-    sweep, _ = _load(sweep_file, {"storage": storage})
-    if sweep.model.lab_base is None:
-        err.print(f"[red]no lab base model to build[/red]: {sweep_file} sets model.name or "
-                  "model.tiny.pretrain: null", highlight=False)
-        raise typer.Exit(2)
-    cache = cache_root(sweep.storage, sweep.cache_dir)
-    prepared = prepare(sweep, cache)
-    base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache,
-                           say=lambda m: err.print(m, highlight=False))
-    info = base.info
-    console.print(f"[green]{'built' if base.built else 'cached'}[/green] lab base model {base.key} "
-                  f"at {base.path}: {info['docs']:,} documents, {info['tokens']:,} tokens, "
-                  f"{info['steps']} steps, final loss {info['loss']:.3f}, {info['seconds']:.0f}s",
-                  highlight=False)
-
-
 @app.command()
 def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run was started with"),
            address: Optional[str] = typer.Option(None, help="join a Ray cluster ('auto', "
@@ -160,11 +95,11 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
            tracking_uri: Optional[str] = typer.Option(None, help="override the MLflow URI"),
            verbose: bool = typer.Option(False, help="show Ray's own logs")):
     """Complete a sweep whose driver died (even kill -9): no trial lost, none run twice."""
-    from .data.prepare import DataError
-    from .search.tuner import ResumeError, run_sweep
+    from ..data.prepare import DataError
+    from ..search.tuner import ResumeError, run_sweep
 
     sweep, space = _load(sweep_file, {"storage": storage, "tracking.uri": tracking_uri})
-    from .storage import experiment_location
+    from ..storage import experiment_location
 
     err.print(f"resuming sweep {sweep.name!r} from "
               f"{experiment_location(sweep.storage, sweep.name)}", highlight=False)
@@ -202,11 +137,11 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
     """Score any model on the ability benchmarks, outside a sweep."""
     from pydantic import ValidationError
 
-    from .evaluate.benchmarks import BenchmarkError
-    from .evaluate.judge import JudgeError
-    from .evaluate.standalone import eval_config, evaluate_model, parse_benchmarks
-    from .tracking.evals import log_to_mlflow
-    from .tracking.store import resolve_uri
+    from ..evaluate.benchmarks import BenchmarkError
+    from ..evaluate.judge import JudgeError
+    from ..evaluate.standalone import eval_config, evaluate_model, parse_benchmarks
+    from ..tracking.evals import log_to_mlflow
+    from ..tracking.store import resolve_uri
 
     try:
         names = parse_benchmarks(benchmarks)
@@ -261,10 +196,10 @@ def pareto(sweep: Optional[str] = typer.Option(None, help="the sweep's parent ru
                                                 "pessimistic 95% bounds (lower)"),
            tag: bool = typer.Option(True, help="tag runs pareto_front / pareto_rank")):
     """The Pareto front of a sweep (or an experiment): table, ranks, hypervolume, MLflow tags."""
-    from .analysis.front import analyze, parse_objectives
-    from .tracking.front import record_front
-    from .tracking.runs import RunsError, load_runs
-    from .tracking.store import resolve_uri
+    from ..analysis.front import analyze, parse_objectives
+    from ..tracking.front import record_front
+    from ..tracking.runs import RunsError, load_runs
+    from ..tracking.store import resolve_uri
 
     uri = resolve_uri(tracking_uri)
     try:
@@ -308,10 +243,10 @@ def report(sweep: Optional[str] = typer.Option(None, help="the sweep's parent ru
            tracking_uri: Optional[str] = typer.Option(None, help="MLflow URI; default "
                                                                  "sqlite:///mlflow.db")):
     """Write an HTML + Markdown report of a sweep: front, figures, best mixtures, findings."""
-    from .analysis.front import parse_objectives
-    from .report.build import build_report
-    from .tracking.runs import RunsError
-    from .tracking.store import resolve_uri
+    from ..analysis.front import parse_objectives
+    from ..report.build import build_report
+    from ..tracking.runs import RunsError
+    from ..tracking.store import resolve_uri
 
     try:
         result = build_report(resolve_uri(tracking_uri), out, sweep=sweep,
@@ -324,50 +259,8 @@ def report(sweep: Optional[str] = typer.Option(None, help="the sweep's parent ru
                   highlight=False)
 
 
-@app.command()
-def propose(sources: list[str] = typer.Option(..., "--from", help="a finished sweep's parent "
-                                              "run id or an experiment (repeatable)"),
-            n: int = typer.Option(4, "--n", min=1, help="mixtures to propose"),
-            objectives: Optional[str] = typer.Option(None, help="metric[:max|min], comma-"
-                                                     "separated; default: the sweep's"),
-            constraints: Optional[str] = typer.Option(None, help="bounds, e.g. general:0.3 "
-                                                      "(≥ for max, ≤ for min objectives)"),
-            proxy: list[str] = typer.Option([], help="a cheaper proxy sweep, RUN_ID_OR_"
-                                            "EXPERIMENT[@FIDELITY] (default fidelity 0.5)"),
-            sweep_file: Optional[Path] = typer.Option(None, "--sweep", help="the target sweep "
-                                                      "file; default: the one --from logged"),
-            out: Path = typer.Option(Path("sweeps/proposed.yaml"), help="the sweep file to "
-                                     "write"),
-            seed: int = typer.Option(0),
-            tracking_uri: Optional[str] = typer.Option(None, help="MLflow URI; default "
-                                                                  "sqlite:///mlflow.db")):
-    """Propose the mixtures a surrogate of the abilities predicts on the front, and write them
-    as a ready sweep (search.warm_start)."""
-    from .analysis.front import parse_objectives
-    from .search.proposal_file import RunsError, quality_table, run_propose
-    from .search.proposals import describe
-    from .tracking.store import resolve_uri
-
-    try:
-        objs = parse_objectives(objectives) if objectives else None
-        result = run_propose(resolve_uri(tracking_uri), sources, proxy, n, out, objectives=objs,
-                             constraints=constraints, sweep_file=sweep_file, seed=seed)
-    except ConfigError as exc:
-        _refuse(exc)
-    except (ValueError, RunsError) as exc:
-        err.print(f"[red]cannot propose[/red]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    names = list(result.objectives)
-    header, rows = quality_table(result.quality)
-    table = Table(*header, title="the surrogate per ability: cross-validated error beside the "
-                                 "noise")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    for i, p in enumerate(result.proposals, 1):
-        console.print(f"{i}. {describe(p, names)}", highlight=False)
-    console.print(f"written: {result.sweep_file} (search.warm_start holds the {n} proposals); "
-                  f"run it with: sftmix run {result.sweep_file}", highlight=False)
+app.add_typer(lab_app, name="lab")
+app.command()(propose)
 
 
 def print_answer(outcome, objectives: list[str]) -> None:
