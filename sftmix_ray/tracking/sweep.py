@@ -8,6 +8,7 @@ import math
 import os
 
 from ..config.point import TrialPoint
+from ..redact import redact_tree
 from .front import run_status
 from .store import client_for, experiment_id
 
@@ -48,7 +49,9 @@ class SweepTracker:
                   "domains": ",".join(space.domains)}
         for key, value in params.items():
             self.client.log_param(self.parent_id, key, value)
-        self.client.log_dict(self.parent_id, sweep.model_dump(mode="json"), "sweep.json")
+        # a storage URL may carry its password (postgresql://user:pw@…): never into MLflow
+        self.client.log_dict(self.parent_id, redact_tree(sweep.model_dump(mode="json")),
+                             "sweep.json")
         self.client.log_dict(self.parent_id, space.model_dump(mode="json"), "search_space.json")
         self.client.log_dict(self.parent_id, data_domains, "data_domains.json")
 
