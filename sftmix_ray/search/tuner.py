@@ -5,6 +5,7 @@ step is another room's."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,9 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         tracker.log_sweep(sweep, space, prepared.domains, sweep_params)
         _write_state(exp_dir, tracker)
     status = "FAILED"
+    # Tune saves its state at most every 10 s by default; a driver killed in that window runs
+    # the trials that had just finished again on resume. Trials take far longer than a save.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     try:
         say(f"joining Ray at {address}" if address else "starting Ray on this machine")
         ensure_ray(address, quiet=quiet_ray)

@@ -29,6 +29,7 @@ PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOE
              "BAD_REQUEST", "INVALID_STATE", "PERMISSION_DENIED", "UNAUTHENTICATED",
              "CUSTOMER_UNAUTHORIZED"}
 RETRY_EVERY_S = 5.0
+POINT_TAG = "sftmix.point"
 # While the queue tries a write, MLflow's client fails fast instead of retrying for minutes
 # inside one call (its default, which would stall Tune's whole event loop during an outage).
 FAST_FAIL = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
@@ -85,7 +86,8 @@ class TrackingQueue:
         """Queue one write for `trial`'s run and send what the server takes now."""
         if op == "artifact":  # a copy: the source may be a temporary file, gone by the replay
             args["path"] = self._keep(args["path"])
-        self.pending.append({"op": op, "trial": trial, **args})
+        # as JSON has it, so the queue in memory is the queue on disk
+        self.pending.append(json.loads(json.dumps({"op": op, "trial": trial, **args})))
         self._save()
         self.flush()
 
@@ -130,7 +132,8 @@ class TrackingQueue:
         now = time.monotonic()
         if self.outage_since is None:
             self.outage_since = now
-            self.notify(f"WARNING: the MLflow tracking server at {redact_urls(redact(self.t.uri))} does not "
+            where = redact_urls(redact(self.t.uri))
+            self.notify(f"WARNING: the MLflow tracking server at {where} does not "
                         f"answer ({redact(str(err))[:300]}); its writes are queued in "
                         f"{self.journal} and retried every {RETRY_EVERY_S:.0f}s, nothing is "
                         f"lost")
@@ -175,30 +178,40 @@ class TrackingQueue:
 
     def _open(self, op: dict) -> str:
         """The trial's run: its own (a replay, or a trial resumed after a restart), else a
-        RUNNING run with the same params whose trial Tune had not saved before the driver died
-        (the restored searcher proposes that point again under a new id), else a new run."""
+        RUNNING run of the same point whose trial Tune had not saved before the driver died
+        (the restored searcher proposes that point again under a new id), else a new run. The
+        point is a tag set with the run's creation, in the same request: a driver killed
+        between creating a run and logging its params leaves a run that is still found."""
+        from mlflow.entities import Param
+
         client, trial, params = self.t.client, op["trial"], op["params"]
+        point, live = point_key(params), set(op.get("live", ()))
         children = child_runs(client, self.t.experiment_id, self.t.parent_id)
-        mine = set(self.runs.values())
         run_id = next((r.info.run_id for r in children
                        if r.data.tags.get("sftmix.trial_id") == trial), None)
-        if run_id is None:
+        if run_id is None:  # never one a trial of the driver that asked still runs
             run_id = next((r.info.run_id for r in children
-                           if r.info.status == "RUNNING" and r.info.run_id not in mine
-                           and all(r.data.params.get(k) == v for k, v in params.items())), None)
+                           if r.info.status == "RUNNING" and r.data.tags.get(POINT_TAG) == point
+                           and r.data.tags.get("sftmix.trial_id") not in live), None)
             if run_id is not None:
                 client.set_tag(run_id, "sftmix.trial_id", trial)
                 client.set_tag(run_id, "mlflow.runName", f"trial-{trial}")
         if run_id is None:
             run_id = client.create_run(self.t.experiment_id, run_name=f"trial-{trial}",
                                        tags={PARENT_TAG: self.t.parent_id,
-                                             "sftmix.kind": "trial",
+                                             "sftmix.kind": "trial", POINT_TAG: point,
                                              "sftmix.trial_id": trial}).info.run_id
         else:
             client.update_run(run_id, status="RUNNING")
-        for key, value in params.items():
-            client.log_param(run_id, key, value)
+        client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
         return run_id
+
+
+def point_key(params: dict[str, str]) -> str:
+    """A short, stable name for a trial's settings (its params, as MLflow stores them)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _batch(client, run_id: str, op: dict) -> None:

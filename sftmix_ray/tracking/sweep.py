@@ -23,6 +23,10 @@ class SweepTracker:
         self.uri = tracking_uri
         self._client = client_for(tracking_uri)
         self.experiment_id = experiment_id(self._client, experiment)
+        # MLflow 3's UI opens an experiment on its GenAI overview unless told it holds model
+        # training runs; then it opens on the runs table, where the front can be filtered.
+        self._client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind",
+                                        "custom_model_development")
         if parent_id is not None:  # a resumed sweep goes on in its own parent run
             self.parent_id = parent_id
             self.client.update_run(parent_id, status="RUNNING")

@@ -70,7 +70,8 @@ class MLflowTrialCallback(Callback):
         # The point's own seed (a grid repeated over seeds) replaces the sweep's.
         params = {**self.sweep_params, **TrialPoint.of_trial(trial.config).flat_params()}
         self.trials[trial.trial_id] = {"config": trial.config, "status": "running"}
-        self.q.submit("open", trial.trial_id,
+        # `live`: the trials this driver runs, whose runs a re-proposed point must not take
+        self.q.submit("open", trial.trial_id, live=sorted(self.trials),
                       params={k: "" if v is None else str(v) for k, v in params.items()})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

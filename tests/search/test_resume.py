@@ -65,8 +65,6 @@ def test_kill_9_mid_sweep_then_resume_loses_and_repeats_nothing(write_sweep, tmp
     parent = runs[runs["tags.sftmix.kind"] == "sweep"]
     children = runs[runs["tags.sftmix.kind"] == "trial"]
     assert len(parent) == 1 and parent.iloc[0]["status"] == "FINISHED"
-    print(children[["run_id", "status", "tags.sftmix.trial_id", "params.amount", "params.strategy", "start_time", "end_time", "tags.sftmix.error"]].to_string())
-    print(out.decode()[-6000:])
     assert len(children) == TRIALS and children["tags.sftmix.trial_id"].is_unique
     assert (children["status"] == "FINISHED").all()
     assert (children["tags.mlflow.parentRunId"] == parent.iloc[0]["run_id"]).all()
