@@ -51,3 +51,24 @@ def redact(text: str, secrets: list[str] | None = None, names: tuple[str, ...] =
     if not text or not values:
         return text
     return _pattern(values).sub(MARK, text)
+
+
+# user:password@ in a URL (postgresql://user:pw@host/db, http://user:pw@host): the password goes
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the password of every URL in it replaced by [redacted] (a study storage or
+    tracking URI written with its password, bound for MLflow or a log)."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MARK}@", text) if text else text
+
+
+def redact_tree(value):
+    """A JSON-like value with `redact_urls` applied to every string in it."""
+    if isinstance(value, str):
+        return redact_urls(value)
+    if isinstance(value, dict):
+        return {k: redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_tree(v) for v in value]
+    return value

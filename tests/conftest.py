@@ -71,3 +71,36 @@ def tiny_model_dir(tmp_path_factory):
                       tie_word_embeddings=True)
     LlamaForCausalLM(cfg).save_pretrained(str(out))
     return out
+
+
+# The team's services, one set per test session and started only by the tests that ask for them:
+# PostgreSQL (Optuna studies, MLflow's backend store), an S3 endpoint (MLflow's artifacts) and an
+# MLflow tracking server, all on loopback, stopped at the end even when a test fails.
+PG_PASSWORD = "sftmix-pg-Pa55word"
+
+
+@pytest.fixture(scope="session")
+def team_services(tmp_path_factory):
+    from types import SimpleNamespace
+
+    from tests.services import MLflowServer, Moto, Postgres
+
+    started = []
+    try:
+        pg = Postgres(PG_PASSWORD)
+        started.append(pg)
+        pg.start()
+        for db in ("mlflow", "optuna"):
+            pg.create_database(db)
+        s3 = Moto("sftmix-team")
+        started.append(s3)
+        # the server reads its database password from PGPASSWORD, as libpq does: not in a URL
+        server = MLflowServer(pg.url("mlflow"), "s3://sftmix-team/mlflow",
+                              {**s3.env, "PGPASSWORD": PG_PASSWORD},
+                              log=tmp_path_factory.mktemp("mlflow-server") / "server.log")
+        started.append(server)
+        server.start()
+        yield SimpleNamespace(pg=pg, s3=s3, mlflow=server)
+    finally:
+        for service in reversed(started):
+            service.stop() if isinstance(service, MLflowServer) else service.close()

@@ -41,3 +41,20 @@ def test_environment_secrets_by_name(monkeypatch):
     assert "abc" not in secret_values()
     text = "value-of-the-key / value-of-the-auth / abc"
     assert redact(text, names=("JUDGE_AUTH",)) == f"{MARK} / {MARK} / abc"
+
+
+def test_passwords_in_urls_are_cut_and_the_rest_kept():
+    from sftmix_ray.redact import redact_tree, redact_urls
+
+    assert redact_urls("postgresql://optuna:s3cr3t-pw@db:5432/optuna") == \
+        "postgresql://optuna:[redacted]@db:5432/optuna"
+    assert redact_urls("postgresql+psycopg://u:p%40ss@h/db and http://a:b@c:5000") == \
+        "postgresql+psycopg://u:[redacted]@h/db and http://a:[redacted]@c:5000"
+    # no password, or no credentials at all: untouched
+    for kept in ("postgresql://optuna@db/optuna", "http://127.0.0.1:5000", "s3://b/k:v@x",
+                 "sqlite:////tmp/a.db", "ratio a:b"):
+        assert redact_urls(kept) == kept
+    tree = {"search": {"study_storage": "mysql://u:pw1234@h/db", "n": 3},
+            "list": ["http://x:y@h"]}
+    assert redact_tree(tree) == {"search": {"study_storage": "mysql://u:[redacted]@h/db",
+                                            "n": 3}, "list": ["http://x:[redacted]@h"]}

@@ -55,20 +55,27 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         max_concurrent: Optional[int] = typer.Option(None, help="override search.max_concurrent"),
         storage: Optional[str] = typer.Option(None, help="override storage"),
         tracking_uri: Optional[str] = typer.Option(None, help="override the MLflow tracking URI"),
+        study_storage: Optional[str] = typer.Option(None, help="override search.study_storage"),
+        cache_dir: Optional[str] = typer.Option(None, help="override cache_dir"),
         verbose: bool = typer.Option(False, help="show Ray's own logs")):
     """Run a sweep: trials on Ray Tune + Ray Train, tracked in MLflow, answered by a Pareto
     front."""
     from ..data.prepare import DataError
     from ..data.template import TemplateError
     from ..evaluate.benchmarks import BenchmarkError
+    from ..redact import redact_urls
     from ..search.tuner import ResumeError, planned_trials, run_sweep
+    from ..tracking.queue import TrackingOutage
     from ..tracking.store import resolve_uri
 
     sweep, space = _load(sweep_file, {"search.num_samples": num_samples,
                                       "search.max_concurrent": max_concurrent,
-                                      "storage": storage, "tracking.uri": tracking_uri})
+                                      "storage": storage, "tracking.uri": tracking_uri,
+                                      "search.study_storage": study_storage,
+                                      "cache_dir": cache_dir})
+    tracking = redact_urls(resolve_uri(sweep.tracking.uri))  # a URL may carry a password
     err.print(f"sweep {sweep.name!r}: {planned_trials(sweep, space)} trials "
-              f"({sweep.search.algorithm}), MLflow at {resolve_uri(sweep.tracking.uri)}",
+              f"({sweep.search.algorithm}), MLflow at {tracking}",
               highlight=False)
     try:
         _quiet_libraries(not verbose)
@@ -81,10 +88,18 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
     except ResumeError as exc:
         err.print(f"[red]cannot start[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
+    except TrackingOutage as exc:
+        _outage(exc)
     print_answer(outcome, list(sweep.search.objectives))
     failed = sum(r["status"] not in ("ok", "pruned") for r in outcome.rows)
     if failed == len(outcome.rows):
         raise typer.Exit(1)
+
+
+def _outage(exc):
+    """Trials done, records waiting for the tracking server: not a user error (exit 1)."""
+    err.print(f"[red]records not yet delivered[/red]: {exc}", highlight=False)
+    raise typer.Exit(1) from None
 
 
 @app.command()
@@ -93,12 +108,18 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
                                                             "ray://…)"),
            storage: Optional[str] = typer.Option(None, help="override storage"),
            tracking_uri: Optional[str] = typer.Option(None, help="override the MLflow URI"),
+           study_storage: Optional[str] = typer.Option(None, help="override "
+                                                                  "search.study_storage"),
+           cache_dir: Optional[str] = typer.Option(None, help="override cache_dir"),
            verbose: bool = typer.Option(False, help="show Ray's own logs")):
     """Complete a sweep whose driver died (even kill -9): no trial lost, none run twice."""
     from ..data.prepare import DataError
     from ..search.tuner import ResumeError, run_sweep
+    from ..tracking.queue import TrackingOutage
 
-    sweep, space = _load(sweep_file, {"storage": storage, "tracking.uri": tracking_uri})
+    sweep, space = _load(sweep_file, {"storage": storage, "tracking.uri": tracking_uri,
+                                      "search.study_storage": study_storage,
+                                      "cache_dir": cache_dir})
     from ..storage import experiment_location
 
     err.print(f"resuming sweep {sweep.name!r} from "
@@ -110,6 +131,8 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
     except (ResumeError, DataError) as exc:
         err.print(f"[red]cannot resume[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
+    except TrackingOutage as exc:
+        _outage(exc)
     print_answer(outcome, list(sweep.search.objectives))
 
 

@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file",
                     "databricks")
 JUDGE_SCHEMES = ("http", "https")
+# Optuna's RDB storages (SQLAlchemy URLs; a driver may follow a '+', e.g. postgresql+psycopg).
+STUDY_SCHEMES = ("postgresql", "mysql", "sqlite", "oracle", "mssql")
 # Per-stage metrics: one set per stage of the trial's plan.
 STAGE_METRIC = re.compile(r"^stage\d+_(loss|steps|tokens|positions|samples|seconds|cached)$")
 
@@ -70,7 +72,8 @@ def storage_problems(sweep) -> list[str]:
     for field, value in (("storage", sweep.storage), ("cache_dir", sweep.cache_dir)):
         if value and not is_uri(value) and Path(value.removeprefix("file://")).is_file():
             problems.append(f"{field}: {value!r} is a file; give a directory (or a URI)")
-    return problems
+    return problems + uri_problem("search.study_storage", sweep.search.study_storage,
+                                  STUDY_SCHEMES)
 
 
 def max_requests(space, warm_start: list | None = None) -> dict[str, tuple[int, str]]:

@@ -259,6 +259,9 @@ class SearchConfig(Strict):
 class TrackingConfig(Strict):
     uri: str | None = Field(None, description="MLflow tracking URI; default sqlite:///mlflow.db")
     experiment: str | None = Field(None, description="default: the sweep's name")
+    outage_wait_s: float = Field(600, ge=0, description="at the sweep's end, how long to wait "
+                                 "for a tracking server that is down before leaving its queued "
+                                 "writes to `sftmix resume`")
 
 
 class SweepConfig(Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -40,10 +41,24 @@ def ensure_ray(address: str | None = None, quiet: bool = True) -> None:
         # Tune's console reporter prints a settings table and a TensorBoard hint, neither of
         # which this tool's own progress lines need; its legacy reporter at verbose=0 is silent.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    env_vars = {k: os.environ[k] for k in FAST_TRAIN_ENV}
     ray.init(address=address, include_dashboard=False, log_to_driver=not quiet,
-             runtime_env={"env_vars": env_vars}, configure_logging=not quiet,
+             runtime_env=runtime_env_extension({k: os.environ[k] for k in FAST_TRAIN_ENV}),
+             configure_logging=not quiet,
              logging_level="ERROR" if quiet else "INFO")
+
+
+# Set by `ray job submit` in the job's driver: the job's config, its runtime environment inside.
+JOB_CONFIG_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def runtime_env_extension(env_vars: dict[str, str]) -> dict:
+    """What this driver adds to its runtime environment. Inside a job (`ray job submit`), Ray
+    merges it into the job's own (working_dir, pip/uv, env_vars): only env vars the job did not
+    set are added, so the job's values win, and Ray never refuses the merge for a key both set
+    ("Failed to merge the Job's runtime env ... because of a conflict")."""
+    job = json.loads(os.environ.get(JOB_CONFIG_VAR) or "{}").get("runtime_env") or {}
+    taken = set(job.get("env_vars") or {})
+    return {"env_vars": {k: v for k, v in env_vars.items() if k not in taken}}
 
 
 def trial_capacity(per_trial: dict[str, float], driver_cpu: float = 0.01) -> int:

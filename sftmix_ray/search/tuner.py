@@ -5,6 +5,7 @@ step is another room's."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..data.sizes import sizes_after_preparing
 from ..evaluate.sets import prepare_eval_sets
 from ..storage import cache_root, experiment_location, is_uri, state_dir, storage_root, uri_exists
 from ..tracking.front import record_front
+from ..tracking.queue import TrackingOutage, TrackingQueue
 from ..tracking.runs import load_runs
 from ..tracking.store import experiment_name, resolve_uri
 from ..tracking.sweep import SweepTracker, answer_rows
@@ -34,6 +36,7 @@ from .trial import run_trial
 
 TRIAL_DRIVER_CPU = 0.01  # the trial function only waits on its TorchTrainer
 STATE_FILE = "sftmix_sweep.json"
+QUEUE_FILE = "mlflow_queue.jsonl"  # MLflow writes waiting for the tracking server
 
 
 @dataclass
@@ -101,6 +104,9 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         tracker.log_sweep(sweep, space, prepared.domains, sweep_params)
         _write_state(exp_dir, tracker)
     status = "FAILED"
+    # Tune saves its state at most every 10 s by default; a driver killed in that window runs
+    # the trials that had just finished again on resume. Trials take far longer than a save.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     try:
         say(f"joining Ray at {address}" if address else "starting Ray on this machine")
         ensure_ray(address, quiet=quiet_ray)
@@ -110,11 +116,32 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         tuner = _restored_tuner(experiment, trainable) if resume else \
             _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir, console, prior)
         tuner.fit()
+        _deliver(sweep, tracker, exp_dir, say)
         outcome = _answer(sweep, tracker, sweep_params, exp_dir, t0)
         status = "FINISHED"
         return outcome
+    except TrackingOutage:
+        status = None  # the parent run stays RUNNING: `sftmix resume` finishes it
+        raise
     finally:
-        tracker.finish(status)
+        if status is not None:
+            tracker.finish(status)
+
+
+def _deliver(sweep, tracker, exp_dir: Path, say) -> None:
+    """Every queued MLflow write delivered before the answer is read back, waiting for a tracking
+    server that is down (up to `tracking.outage_wait_s`); past that the writes stay queued on
+    disk for `sftmix resume`, which delivers them first."""
+    queue = TrackingQueue(tracker, exp_dir / QUEUE_FILE)
+    if queue.flush(force=True):
+        return
+    wait = sweep.tracking.outage_wait_s
+    say(f"waiting up to {wait:.0f}s for the MLflow tracking server to take "
+        f"{len(queue.pending)} queued writes")
+    if not queue.drain(wait):
+        raise TrackingOutage(f"the MLflow tracking server did not answer for {wait:.0f}s; "
+                             f"{len(queue.pending)} writes are kept in {queue.journal}: "
+                             f"run `sftmix resume` with this sweep file once it is back")
 
 
 def _announcer(console):
@@ -180,7 +207,8 @@ def _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir: Path, co
     else:
         param_space = {}
         search_alg = build_searcher(sweep, space, study_storage(sweep.search, exp_dir), prior)
-    callbacks = [MLflowTrialCallback(tracker, sweep_params),
+    callbacks = [MLflowTrialCallback(tracker, sweep_params,
+                                     TrackingQueue(tracker, exp_dir / QUEUE_FILE)),
                  ProgressCallback(planned_trials(sweep, space), list(sweep.search.objectives),
                                   console)]
     scheduler = None
@@ -206,7 +234,7 @@ def _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir: Path, co
 def _answer(sweep, tracker, sweep_params, exp_dir: Path, t0: float) -> SweepOutcome:
     """Close what a dead driver left open, then read every trial back from MLflow (a resumed
     sweep's answer covers the trials before the restart) and record the front."""
-    MLflowTrialCallback(tracker, sweep_params).close_orphans()
+    MLflowTrialCallback(tracker, sweep_params, None).close_orphans()
     if sweep.search.algorithm != "grid":
         close_orphans(sweep.name, study_storage(sweep.search, exp_dir))
     objectives = dict(sweep.search.objectives)

@@ -8,6 +8,7 @@ import math
 import os
 
 from ..config.point import TrialPoint
+from ..redact import redact_tree
 from .front import run_status
 from .store import client_for, experiment_id
 
@@ -22,6 +23,10 @@ class SweepTracker:
         self.uri = tracking_uri
         self._client = client_for(tracking_uri)
         self.experiment_id = experiment_id(self._client, experiment)
+        # MLflow 3's UI opens an experiment on its GenAI overview unless told it holds model
+        # training runs; then it opens on the runs table, where the front can be filtered.
+        self._client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind",
+                                        "custom_model_development")
         if parent_id is not None:  # a resumed sweep goes on in its own parent run
             self.parent_id = parent_id
             self.client.update_run(parent_id, status="RUNNING")
@@ -48,7 +53,9 @@ class SweepTracker:
                   "domains": ",".join(space.domains)}
         for key, value in params.items():
             self.client.log_param(self.parent_id, key, value)
-        self.client.log_dict(self.parent_id, sweep.model_dump(mode="json"), "sweep.json")
+        # a storage URL may carry its password (postgresql://user:pw@…): never into MLflow
+        self.client.log_dict(self.parent_id, redact_tree(sweep.model_dump(mode="json")),
+                             "sweep.json")
         self.client.log_dict(self.parent_id, space.model_dump(mode="json"), "search_space.json")
         self.client.log_dict(self.parent_id, data_domains, "data_domains.json")
 

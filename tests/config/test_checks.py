@@ -77,6 +77,23 @@ def test_addresses_must_be_uris_of_a_supported_scheme(write_sweep, field, value,
     assert expected in _refused(path)
 
 
+@pytest.mark.parametrize("value", ["db.internal:5432/optuna", "redis://db/0", "optuna.db"])
+def test_a_study_storage_must_be_an_rdb_url(write_sweep, value):
+    path = write_sweep()
+    _edit(path, lambda d: d["search"].update(study_storage=value))
+    assert f"search.study_storage: {value!r} is not a URI of a supported scheme" in \
+        _refused(path)
+
+
+def test_a_study_storage_with_a_driver_is_accepted(write_sweep):
+    from sftmix_ray.config import load_sweep
+
+    path = write_sweep()
+    _edit(path, lambda d: d["search"].update(
+        study_storage="postgresql+psycopg://optuna@db.internal:5432/optuna"))
+    assert load_sweep(path)[0].search.study_storage.startswith("postgresql+psycopg://")
+
+
 @pytest.mark.parametrize("field", ["storage", "cache_dir"])
 def test_storage_that_is_an_existing_file_is_refused(write_sweep, tmp_path, field):
     target = tmp_path / "a-file"
