@@ -308,7 +308,3 @@ def print_answer(outcome, objectives: list[str]) -> None:
 
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()

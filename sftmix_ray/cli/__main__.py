@@ -1,0 +1,5 @@
+"""`python -m sftmix_ray.cli`: the same command as `sftmix`."""
+
+from . import main
+
+main()
