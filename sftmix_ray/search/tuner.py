@@ -117,8 +117,8 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
             _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir, console, prior)
         tuner.fit()
         _deliver(sweep, tracker, exp_dir, say)
-        outcome = _answer(sweep, tracker, sweep_params, exp_dir, t0)
-        status = "FINISHED"
+        outcome = _answer_when_reachable(sweep, tracker, sweep_params, exp_dir, t0, say)
+        status = None  # finished inside the answer
         return outcome
     except TrackingOutage:
         status = None  # the parent run stays RUNNING: `sftmix resume` finishes it
@@ -229,6 +229,38 @@ def _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir: Path, co
         run_config=tune.RunConfig(name=sweep.name, storage_path=storage_root(sweep.storage),
                                   verbose=0, callbacks=callbacks,
                                   failure_config=tune.FailureConfig(max_failures=0)))
+
+
+def _answer_when_reachable(sweep, tracker, sweep_params, exp_dir, t0, say) -> SweepOutcome:
+    """The answer, read and written while the tracking server may still blip (its database
+    restarting answers 503): every step of it can be repeated, so it is, for up to
+    `tracking.outage_wait_s`; past that the sweep's records are whole and `sftmix resume`
+    answers it."""
+    import tenacity
+    from mlflow.exceptions import MlflowException
+
+    from ..tracking.queue import is_permanent
+
+    def answer():
+        outcome = _answer(sweep, tracker, sweep_params, exp_dir, t0)
+        tracker.finish("FINISHED")
+        return outcome
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda e: isinstance(e, MlflowException) and not is_permanent(e)),
+        wait=tenacity.wait_fixed(5), stop=tenacity.stop_after_delay(sweep.tracking.outage_wait_s),
+        before_sleep=lambda state: say("WARNING: the MLflow tracking server does not answer "
+                                       "the sweep's answer yet; retrying in 5s"), reraise=True)
+    try:
+        return retrying(answer)
+    except MlflowException as err:
+        if is_permanent(err):
+            raise
+        raise TrackingOutage(f"the MLflow tracking server did not answer for "
+                             f"{sweep.tracking.outage_wait_s:.0f}s; every trial's records are "
+                             f"kept: run `sftmix resume` with this sweep file once it is back") \
+            from None
 
 
 def _answer(sweep, tracker, sweep_params, exp_dir: Path, t0: float) -> SweepOutcome:

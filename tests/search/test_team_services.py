@@ -147,28 +147,30 @@ def test_a_sweep_on_team_services_loses_nothing_when_they_blip(team_services, wr
     driver = Driver(tmp_path / "driver.log", "run",
                     str(_sweep(write_sweep, services, name, trials=4, concurrent=2)))
     t0, events = time.monotonic(), {}
-    # 1. The tracking server goes down while trials run, for 30 s and at least until the
-    # driver has had to queue a write.
+    # 1. PostgreSQL restarts while trials run (a fast shutdown cuts every connection; the
+    # tracking server's store goes with it) and stays down until the driver has met the outage
+    # in a study call (a trial's end is told to Optuna).
+    wait_until(lambda: _running_child(services, name), 600, "a running trial")
+    events["postgres down"] = time.monotonic() - t0
+    services.pg.stop()
+    try:
+        wait_until(lambda: driver.says(STUDY_WARNING), 600, "a study call during the outage")
+    finally:
+        services.pg.start()
+        events["postgres up"] = time.monotonic() - t0
+    # 2. The tracking server goes down while the next trials run, for 30 s and at least until
+    # the driver has had to queue a write.
     wait_until(lambda: _running_child(services, name), 600, "a running trial")
     services.mlflow.stop()
     events["mlflow down"] = time.monotonic() - t0
     time.sleep(OUTAGE_S)
-    wait_until(lambda: driver.says(QUEUE_WARNING), 300, "a queued MLflow write")
+    wait_until(lambda: driver.says(QUEUE_WARNING), 600, "a queued MLflow write")
     services.mlflow.start()
     events["mlflow up"] = time.monotonic() - t0
-    wait_until(lambda: driver.says(RECOVERED), 300, "the queue delivered")
-    # 2. PostgreSQL restarts (a fast shutdown cuts every connection) and stays down until the
-    # driver has met the outage in a study call.
-    events["postgres down"] = time.monotonic() - t0
-    services.pg.stop()
-    try:
-        wait_until(lambda: driver.says(STUDY_WARNING), 300, "a study call during the outage")
-    finally:
-        services.pg.start()
-        events["postgres up"] = time.monotonic() - t0
     output = driver.finish()
     events["sweep done"] = time.monotonic() - t0
     print("timeline (s):", {k: round(v) for k, v in events.items()})
+    assert RECOVERED in output  # the queued writes were delivered during the sweep
 
     children = _check_tracked(services, name, trials=4)
     assert _overlap(children)  # two trials ran at once
