@@ -65,6 +65,26 @@ def test_two_trial_sweep_trains_scores_and_tracks(write_sweep):
     assert sorted(answer["front"]) == sorted(r["run_id"] for r in outcome.front)
 
 
+def test_a_lab_sweep_scores_the_same_run_to_run(write_sweep, tmp_path):
+    """Everything from scratch twice (tokenizer, base model, data, trials, in separate storage):
+    the same point gets the same scores and the same base model."""
+    space = {"domains": ["math", "code", "general"], "ratio": {"kind": "fixed",
+             "fixed": {"math": 2, "code": 1, "general": 1}},
+             "amount": {"choices": [80]}, "strategies": {"multi_task": {}}}
+    path = write_sweep(space=space)
+    outcomes = []
+    for run in ("first", "second"):
+        sweep, sp = load_sweep(path, {"storage": str(tmp_path / run), "name": f"again-{run}",
+                                      "search.algorithm": "grid", "search.num_samples": 1})
+        outcomes.append(run_sweep(sweep, sp))
+    first, second = (_runs(o.tracking_uri, o.parent_run_id).iloc[0] for o in outcomes)
+    for column in ("metrics.math", "metrics.code", "metrics.general", "metrics.train_loss",
+                   "tags.sftmix.manifest_hash"):
+        assert first[column] == second[column], column
+    bases = {mlflow.get_run(o.parent_run_id).data.tags["sftmix.base_model"] for o in outcomes}
+    assert len(bases) == 1 and "none" not in bases
+
+
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(write_sweep):
     # A grid of two fraction mixtures: parts of each domain fit; 1/512 of a 200-sample pool
     # rounds to no sample, which the trial must refuse rather than train on nothing.
@@ -222,23 +242,3 @@ def test_pruning_stops_a_weak_trial_and_optuna_hears_pruned(write_sweep):
     assert states == {1e-2: optuna.trial.TrialState.COMPLETE,
                       1e-9: optuna.trial.TrialState.PRUNED}
     assert study.trials[0].values == [pytest.approx(kept["metrics.general"])]
-
-
-def test_a_lab_sweep_scores_the_same_run_to_run(write_sweep, tmp_path):
-    """Everything from scratch twice (tokenizer, base model, data, trials, in separate storage):
-    the same point gets the same scores and the same base model."""
-    space = {"domains": ["math", "code", "general"], "ratio": {"kind": "fixed",
-             "fixed": {"math": 2, "code": 1, "general": 1}},
-             "amount": {"choices": [80]}, "strategies": {"multi_task": {}}}
-    path = write_sweep(space=space)
-    outcomes = []
-    for run in ("first", "second"):
-        sweep, sp = load_sweep(path, {"storage": str(tmp_path / run), "name": f"again-{run}",
-                                      "search.algorithm": "grid", "search.num_samples": 1})
-        outcomes.append(run_sweep(sweep, sp))
-    first, second = (_runs(o.tracking_uri, o.parent_run_id).iloc[0] for o in outcomes)
-    for column in ("metrics.math", "metrics.code", "metrics.general", "metrics.train_loss",
-                   "tags.sftmix.manifest_hash"):
-        assert first[column] == second[column], column
-    bases = {mlflow.get_run(o.parent_run_id).data.tags["sftmix.base_model"] for o in outcomes}
-    assert len(bases) == 1 and "none" not in bases
