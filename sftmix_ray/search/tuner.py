@@ -86,13 +86,7 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     too_large = size_problems(space, sweep, sizes_after_preparing(prepared))
     if too_large:  # before any record or Ray: hub domains are sized only now
         raise ConfigError(sweep.name, too_large)
-    # a stand-in trainable (the scale benchmark's surrogate) trains nothing: no base to build
-    base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say) \
-        if trial_fn is None else None
-    if base is not None:
-        how = "built" if base.built else "from the cache, built"
-        say(f"lab base model {base.key}: {how} in {base.info['seconds']:.0f}s on "
-            f"{base.info['tokens']:,} tokens of lab web text")
+    base = _lab_base(sweep, prepared, cache, say) if trial_fn is None else None  # stand-ins: none
     tracker = SweepTracker(resolve_uri(sweep.tracking.uri), experiment_name(sweep), sweep.name,
                            tags={"sftmix.data_key": prepared.key,
                                  "sftmix.base_model": base.key if base else "none",
@@ -142,6 +136,17 @@ def _deliver(sweep, tracker, exp_dir: Path, say) -> None:
         raise TrackingOutage(f"the MLflow tracking server did not answer for {wait:.0f}s; "
                              f"{len(queue.pending)} writes are kept in {queue.journal}: "
                              f"run `sftmix resume` with this sweep file once it is back")
+
+
+def _lab_base(sweep, prepared, cache, say):
+    """The lab base model the trials start from (built now if the cache lacks it), or None. A
+    stand-in trainable (the scale benchmark's surrogate) trains nothing, so it gets none."""
+    base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say)
+    if base is not None:
+        how = "built" if base.built else "from the cache, built"
+        say(f"lab base model {base.key}: {how} in {base.info['seconds']:.0f}s on "
+            f"{base.info['tokens']:,} tokens of lab web text")
+    return base
 
 
 def _announcer(console):

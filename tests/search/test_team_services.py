@@ -137,7 +137,10 @@ def _running_child(services, name: str) -> bool:
 
 
 def _overlap(children: list) -> bool:
-    spans = sorted((r.info.start_time, r.info.end_time) for r in children)
+    """From the trials' own clocks (Tune's `timestamp` and `time_total_s`, logged as metrics):
+    a run's MLflow start and end are when the queue delivered them, which an outage delays."""
+    spans = sorted((r.data.metrics["timestamp"] - r.data.metrics["time_total_s"],
+                    r.data.metrics["timestamp"]) for r in children)
     return any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
 
 
