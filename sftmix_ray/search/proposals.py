@@ -21,7 +21,7 @@ from ..analysis.surrogate import Surrogate
 from ..config.point import TrialPoint
 from ..config.space import TRAIN_PARAMS, SearchSpace
 from ..pareto import default_reference, hypervolume_of, pareto_mask
-from .sampling import stick_breaking
+from .sampling import stick_breaking, strategy_points
 
 MC_SAMPLES = 32
 PENALTY_RADIUS = 0.1  # in the encoder's unit coordinates: a share of 0.1 of the simplex
@@ -63,16 +63,9 @@ def random_points(space: SearchSpace, n: int, rng: np.random.Generator) -> list[
 
 
 def _strategy_variants(space: SearchSpace) -> list[dict]:
-    out = []
-    for name in space.strategies:
-        opts = space.options(name)
-        if name == "dmt":
-            out.extend({"strategy": name, "k": k} for k in opts.k)
-        elif name == "sequential" and opts.orders:
-            out.extend({"strategy": name, "order": list(o)} for o in opts.orders)
-        else:
-            out.append({"strategy": name})
-    return out
+    # orders as lists: a proposal is written to a sweep file (YAML) and compared as JSON
+    return [{**v, "order": list(v["order"])} if "order" in v else v
+            for v in strategy_points(space)]
 
 
 def _ratio_mixture(space: SearchSpace, rng) -> dict:

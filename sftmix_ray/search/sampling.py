@@ -132,7 +132,8 @@ def _suggest(trial, name: str, r: ValueRange, kind: type):
     return trial.suggest_float(name, r.low, r.high, log=r.log)
 
 
-def _strategy_points(space: SearchSpace) -> list[dict]:
+def strategy_points(space: SearchSpace) -> list[dict]:
+    """Every strategy variant of the space: each DMT k, each sequential order."""
     out = []
     for name in space.strategies:
         opts = space.options(name)
@@ -164,5 +165,5 @@ def grid_points(space: SearchSpace, seeds: list[int] | None = None) -> list[Tria
         mixtures = [{space.mixture: m} for m in (space.fractions or space.counts).mixtures()]
     return [TrialPoint(**m, **strat, train=train, seed=seed)
             for seed in (seeds or [None])
-            for m, strat, train in itertools.product(mixtures, _strategy_points(space),
+            for m, strat, train in itertools.product(mixtures, strategy_points(space),
                                                      _train_points(space))]
