@@ -62,9 +62,11 @@ def main() -> None:
         counts = {d: int(n) for d, n in (part.split("=") for part in point.split(","))}
         model = build_model(sweep.model, len(tok), tok, 0, sweep.train,
                             base=base.path if base else None)
-        samples = [s for d, n in counts.items() if n
-                   for s in select(prepared.tokenized(d), select_indices(
-                       d, len(prepared.tokenized(d)), n, 0))]
+        samples = []
+        for d, n in counts.items():
+            if n:
+                td = prepared.tokenized(d)  # read once per domain, not once per call
+                samples += select(td, select_indices(d, len(td), n, 0))
         t0 = time.time()
         if samples:
             train_stage(model, StageData("sft", samples, sweep.train.epochs), sweep.train,
