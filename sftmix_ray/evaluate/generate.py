@@ -52,7 +52,11 @@ def generate(model, tokenizer, prompts: list[str], sampling: Sampling, batch_siz
                 "num_return_sequences": sampling.samples}
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                  max_new_tokens=sampling.max_new_tokens, pad_token_id=pad,
-                                 eos_token_id=tokenizer.eos_token_id, **kwargs)
+                                 eos_token_id=tokenizer.eos_token_id,
+                                 # no cross-rank step sync: a sharded model is unsharded before
+                                 # generation (train/parallel.inference_weights), so ranks may
+                                 # stop at different steps and run different numbers of batches
+                                 synced_gpus=False, **kwargs)
             texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
             for j, text in enumerate(texts):
                 outputs[idx[j // sampling.samples]].append(_clean(text, sampling.stop))

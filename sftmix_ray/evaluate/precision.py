@@ -9,12 +9,17 @@ from contextlib import contextmanager
 
 
 def generation_dtype(choice: str, model) -> str:
-    """'float32' or 'bfloat16': what `evaluate.dtype` means for this model on its device."""
+    """'float32' or 'bfloat16': the dtype generation really runs in, for `evaluate.dtype` and
+    this model on its device. Weights that are bf16 already (an FSDP model trained in bf16 is
+    unsharded in its MixedPrecisionPolicy's dtype) are bf16 whatever was asked: a float32 copy
+    of rounded weights would only be named float32."""
     import torch
 
+    param = next(model.parameters(), None)
+    if param is not None and param.dtype == torch.bfloat16:
+        return "bfloat16"
     if choice != "auto":
         return choice
-    param = next(model.parameters(), None)
     on_gpu = param is not None and param.device.type == "cuda"
     return "bfloat16" if on_gpu and torch.cuda.is_bf16_supported() else "float32"
 

@@ -51,6 +51,7 @@ def run_evaluation(model, tokenizer, cfg, eval_sets: dict, template, *, eval_id:
     scores, records = result
     scores = _with_intervals(scores, records, cfg)
     records["eval_key"] = key
+    records["generation_dtype"] = dtype
     if not scores.get("general_judge_failures"):
         # a score that lost grades to the judge is kept out of the cache, so that asking again
         # grades again instead of making a passing outage permanent

@@ -19,6 +19,7 @@ def run_trial(config: dict, *, sweep: SweepConfig, space: SearchSpace, prepared:
               eval_sets: EvalSets, storage: str, base_model: str | None = None) -> None:
     from ray import tune
     from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig
 
     from ..train.launch import lean_torch_trainer_cls
     from ..train.worker import train_worker
@@ -36,6 +37,9 @@ def run_trial(config: dict, *, sweep: SweepConfig, space: SearchSpace, prepared:
                  **({"GPU": tr.gpus_per_worker} if tr.gpus_per_worker else {})}
     trainer = lean_torch_trainer_cls()(
         train_worker, train_loop_config=job.loop_config(),
+        # a collective that some rank never enters fails the trial by name after this long,
+        # instead of hanging it (30 min by default, as NCCL's own)
+        torch_config=TorchConfig(timeout_s=int(tr.collective_timeout_s)),
         scaling_config=ScalingConfig(num_workers=tr.workers, use_gpu=tr.gpus_per_worker > 0,
                                      resources_per_worker=resources),
         run_config=RunConfig(name=f"train-{tune.get_context().get_trial_id()}",

@@ -103,7 +103,8 @@ class MLflowTrialCallback(Callback):
             return
         entry.update(status="ok", result=result)
         tags = {k: result[r] for k, r in (("sftmix.manifest_hash", "manifest_hash"),
-                                          ("general_scorer", "general_scorer")) if result.get(r)}
+                                          ("general_scorer", "general_scorer"),
+                                          ("sftmix.eval_dtype", "eval_dtype")) if result.get(r)}
         records = result.get("records_dir")
         model = f"{records}/model" if records else None
         if model and (uri_exists(model) if is_uri(records) else Path(model).is_dir()):

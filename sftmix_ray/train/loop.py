@@ -148,13 +148,17 @@ def model_inputs(stage: StageData, batch, pad_id: int, packing: bool, capacity: 
 
 def forward_backward(model, inputs: dict, *, accum: int, sync: bool, autocast_dtype, device,
                      where: str, check: bool = True):
-    """One micro-batch's loss, backpropagated (scaled for accumulation); DDP's gradient sync
-    only on the last micro-batch of a step. `check`: stop on a non-finite loss before its
-    backward (a read-back: free on CPU, a stall on a GPU, where LossMeter checks instead)."""
+    """One micro-batch's loss, backpropagated (scaled for accumulation); gradients reduced
+    across workers (DDP's all-reduce, FSDP's reduce-scatter) only on the last micro-batch of a
+    step. `check`: stop on a non-finite loss before its backward (a read-back: free on CPU, a
+    stall on a GPU, where LossMeter checks instead)."""
     import contextlib
 
     import torch
 
+    from .parallel import set_gradient_sync
+
+    set_gradient_sync(model, sync)
     no_sync = contextlib.nullcontext() if sync or not hasattr(model, "no_sync") \
         else model.no_sync()
     amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype \

@@ -4,12 +4,15 @@ fine-tuning or LoRA adapters (peft); optional gradient checkpointing."""
 from __future__ import annotations
 
 
-def build_model(spec, vocab_size: int, tokenizer, seed: int, train=None, base: str | None = None):
+def build_model(spec, vocab_size: int, tokenizer, seed: int, train=None, base: str | None = None,
+                checkpoint_dtype: bool = False):
     """`spec` is the sweep's ModelConfig, `train` its TrainConfig, `base` the lab base model's
     checkpoint a tiny model starts from (train/lab_base.py). The same seed gives the same
     initial weights (and LoRA init) in every trial, so differences between trials come from their
-    data, not their initialization. Weights stay float32: bf16 runs under autocast (loop.py), so
-    the optimizer keeps full-precision master weights."""
+    data, not their initialization. Trained weights are float32 (made so on the device by
+    parallel.prepare): bf16 runs under autocast or FSDP's mixed precision, so the optimizer keeps
+    full-precision master weights. `checkpoint_dtype`: a hub model stays in its checkpoint's dtype
+    on the host, for a caller that makes it float32 on the device (parallel.prepare)."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
@@ -33,7 +36,11 @@ def build_model(spec, vocab_size: int, tokenizer, seed: int, train=None, base: s
                           pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
         model = LlamaForCausalLM(cfg)
     else:
-        model = AutoModelForCausalLM.from_pretrained(spec.name, dtype=torch.float32)
+        # the checkpoint's own dtype (16-bit for most hub models): one such copy per worker on
+        # the host; parallel.prepare makes float32 master weights on the device, layer by layer
+        # under FSDP (the values are those a float32 load gives: widening is exact)
+        model = AutoModelForCausalLM.from_pretrained(
+            spec.name, dtype="auto" if checkpoint_dtype else torch.float32)
     if train is None:
         return model
     if train.gradient_checkpointing:
@@ -60,22 +67,17 @@ def apply_lora(model, lora, checkpointing: bool = False):
     return get_peft_model(model, cfg)
 
 
-def trainable_state(model) -> dict:
-    """What training changes: every weight, or only the adapters under LoRA. Saved at stage ends
-    for the prefix cache and loaded with `load_trainable_state`."""
-    from .parallel import full  # FSDP shards, gathered
+def trainable_state(model, rank: int = 0) -> dict:
+    """What training changes: every weight, or only the adapters under LoRA, on the host. Saved
+    at stage ends for the prefix cache and loaded with `load_trainable_state`. Sharded weights
+    are gathered: every rank calls this, rank 0 gets the state, the others {}."""
+    from .gather import gather_state, trainable_named
 
-    return {n: full(p.detach()).cpu().clone() for n, p in model.named_parameters()
-            if p.requires_grad}
+    return gather_state(trainable_named(model), rank)
 
 
-def load_trainable_state(model, state: dict) -> None:
-    import torch
+def load_trainable_state(model, state: dict, rank: int = 0, world: int = 1) -> None:
+    """`state` (rank 0's; the others pass {}) into `model`, sharded or not."""
+    from .gather import load_state
 
-    params = dict(model.named_parameters())
-    missing = [n for n in state if n not in params]
-    if missing:
-        raise KeyError(f"checkpoint holds parameters the model lacks: {missing[:3]}")
-    with torch.no_grad():
-        for n, value in state.items():
-            params[n].copy_(value.to(params[n].device, params[n].dtype))
+    load_state(model, state, rank, world)

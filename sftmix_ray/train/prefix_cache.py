@@ -33,7 +33,7 @@ from ..digests import digest
 CACHE_VERSION = 2  # 2: per-stage RNG seeding; device and dtype in the key
 # TrainConfig fields that do not change the weights a stage produces.
 _NOT_WEIGHTS = {"cpus_per_worker", "gpus_per_worker", "threads_per_worker", "prefix_cache",
-                "save_model", "expandable_segments"}
+                "save_model", "save_dtype", "expandable_segments", "collective_timeout_s"}
 
 
 def lineage(model: ModelConfig, train: TrainConfig, prepared: PreparedData, manifest: dict, *,
@@ -90,6 +90,11 @@ class PrefixCache:
         waited = lock.acquire(self.poll_s)
         lock.waited_s = waited
         return lock
+
+    def record(self, key: str) -> dict:
+        """The stage's training record alone (its weights are read only if a later stage
+        trains from them)."""
+        return json.loads((self._dir(key) / "record.json").read_text())
 
     def load(self, key: str) -> tuple[dict, dict]:
         import torch

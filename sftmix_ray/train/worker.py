@@ -30,14 +30,33 @@ def _stage_data(prepared: PreparedData, stages: list[Stage], epochs: int, seed: 
     return out
 
 
-def _param_delta(model, initial: dict) -> float:
+def _initial_weights(model, rank: int, sharded: bool) -> dict:
+    """What `_param_delta` compares against, on the host: each rank's own shards under FSDP
+    (1/world of the model each), the whole trainable weights on rank 0 alone under DDP."""
+    from .parallel import local
+
+    if not sharded and rank != 0:
+        return {}
+    return {n: local(p.detach()).to("cpu", copy=True) for n, p in model.named_parameters()
+            if p.requires_grad}
+
+
+def _param_delta(model, initial: dict, sharded: bool) -> float:
+    """The L2 norm of what training changed, from each rank's shards (summed across ranks
+    under FSDP: one all-reduce, on every rank) or from rank 0's replica."""
     import torch
 
-    from .parallel import full
+    from .parallel import local
 
     with torch.no_grad():
-        sq = sum(float(((full(p.detach()).cpu() - initial[n]) ** 2).sum())
+        sq = sum(float(((local(p.detach()).cpu().float() - initial[n].float()) ** 2).sum())
                  for n, p in model.named_parameters() if n in initial)
+    if sharded:
+        import torch.distributed as dist
+
+        total = torch.tensor(sq, dtype=torch.float64)
+        dist.all_reduce(total)
+        sq = float(total)
     return math.sqrt(sq)
 
 
@@ -75,11 +94,11 @@ def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, 
             decision = _broadcast(decision, rank, world)
         if decision == "load":
             pending = keys[j]
-            _, record = cache.load(keys[j]) if rank == 0 else (None, {})
+            record = cache.record(keys[j]) if rank == 0 else {}
             records.append({**_broadcast(record, rank, world), "cached": 1, "seconds": 0.0})
             continue
-        if pending is not None:
-            load_trainable_state(core, cache.load(pending)[0])
+        if pending is not None:  # read on rank 0 alone, broadcast, sharded as the model is
+            load_trainable_state(core, cache.load(pending)[0] if rank == 0 else {}, rank, world)
             pending = None
         try:
             final = j == len(stages) - 1
@@ -87,8 +106,11 @@ def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, 
                                  device=device, autocast_dtype=autocast_dtype,
                                  on_epoch_end=on_final_epoch_end if final else None,
                                  speed=speed)
-            if lock is not None:
-                cache.publish(keys[j], trainable_state(core), record)
+            if cache is not None and j < len(keys):  # rank 0 holds the lock: all ranks gather
+                state = trainable_state(core, rank)
+                if lock is not None:
+                    cache.publish(keys[j], state, record)
+                del state
         finally:
             if lock is not None:
                 lock.release()
@@ -96,7 +118,7 @@ def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, 
         if on_stage_end is not None and j < len(stages) - 1:
             on_stage_end(j, record)
     if pending is not None:
-        load_trainable_state(core, cache.load(pending)[0])
+        load_trainable_state(core, cache.load(pending)[0] if rank == 0 else {}, rank, world)
     return records
 
 
@@ -137,18 +159,19 @@ class WorkerRun:
         self.speed = resolve_speed(tr, self.device)
         self.autocast = amp_dtype(tr.dtype, self.device)
         model = build_model(job.model, len(self.tokenizer), self.tokenizer, tr.seed, tr,
-                            base=job.base_model)
-        self.initial = {n: p.detach().cpu().clone() for n, p in model.named_parameters()
-                        if p.requires_grad}
+                            base=job.base_model, checkpoint_dtype=True)
         # `core` is the language model (checkpoints, evaluation); `model` is what the loop
         # calls for a loss: core with the speed options, wrapped for DDP / FSDP.
         self.core = model
-        self.model = prepare(train_module(model, self.speed), model, tr.parallel, self.device)
+        self.sharded = tr.parallel == "fsdp"
+        self.model = prepare(train_module(model, self.speed), model, tr.parallel, self.device,
+                             mp_dtype=self.autocast if self.sharded else None)
+        self.initial = _initial_weights(model, self.rank, self.sharded)
         where = {"device": self.device.type,
                  "dtype": str(self.autocast).removeprefix("torch.") if self.autocast else None,
                  "base_model": job.base_model}
         self.lineage = lineage(job.model, tr, job.prepared, job.manifest, **where)
-        use_cache = tr.prefix_cache and tr.parallel == "ddp"
+        use_cache = tr.prefix_cache
         self.cache = PrefixCache(Path(job.prepared.root) / "prefix") if use_cache else None
         self.keys = prefix_keys(job.model, tr, job.prepared, job.manifest, **where) \
             if use_cache else []
@@ -171,7 +194,7 @@ class WorkerRun:
                        train_tokens=sum(s["tokens"] for s in records),
                        trained_tokens=sum(s["tokens"] for s in trained),
                        stages_from_cache=sum(s["cached"] for s in records),
-                       param_delta_l2=_param_delta(self.core, self.initial),
+                       param_delta_l2=_param_delta(self.core, self.initial, self.sharded),
                        train_seconds=time.perf_counter() - t_train,
                        setup_seconds=t_train - self.t_start)
         return metrics
@@ -184,10 +207,11 @@ class WorkerRun:
 
         if not self._eval_sets:
             self._eval_sets.update(self.job.eval_sets.load())
+        from .parallel import inference_weights
         from .speed import eager
 
         prepared = self.job.prepared
-        with eager(self.core):
+        with eager(self.core), inference_weights(self.model):
             return run_evaluation(self.core, self.tokenizer, self.job.evaluate, self._eval_sets,
                                   self.template, eval_id=self.job.eval_sets.key,
                                   cache_dir=Path(prepared.root) / "eval", rank=self.rank,
@@ -197,39 +221,39 @@ class WorkerRun:
                                   **({"abilities": abilities} if abilities else {}))
 
     def report(self, metrics: dict, evaluated) -> None:
-        """The final report: rank 0 attaches scores, records and (if kept) the model."""
+        """The final report: rank 0 attaches scores, records and (if kept) the model, whose
+        weights every rank helps gather first."""
         import ray.train
 
+        from .gather import gather_model
+
+        kept = gather_model(self.core, self.rank, self.job.train.save_dtype) \
+            if self.job.train.save_model else None
         if evaluated is None:  # not rank 0: its shard of the generations is already gathered
             ray.train.report(metrics, checkpoint=None)
             return
         scores, records_eval, cache_hit = evaluated
         metrics = {**metrics, **scores, "eval_cache_hit": int(cache_hit),
-                   "general_scorer": records_eval["general_scorer"]}
+                   "general_scorer": records_eval["general_scorer"],
+                   "eval_dtype": records_eval.get("generation_dtype", "float32")}
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             (out / "eval_records.json").write_text(json.dumps(records_eval))
             (out / "train_summary.json").write_text(json.dumps({"stages": self.stage_records}))
             (out / "metrics.json").write_text(json.dumps(metrics))
-            if self.job.train.save_model:
-                _save_model(self.core, self.tokenizer, out / "model")
+            if kept is not None:
+                _save_model(self.core, kept, self.tokenizer, out / "model")
+                del kept
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
 
     def _stage_checkpoint(self, j: int, record: dict) -> None:
-        """After a stage but the last: every rank reports; rank 0 attaches the stage's weights."""
+        """After a stage but the last: every rank reports the stage's metrics. No weights: the
+        stage-prefix cache keeps a stage's weights where a later trial can reuse them, and a
+        copy per trial in its Ray checkpoint (~25 GiB for a 7 B model) was never read."""
         import ray.train
-        import torch
 
-        from .model import trainable_state
-
-        metrics = {f"stage{j}_{k}": v for k, v in record.items() if k != "name"}
-        if self.rank != 0 or not self.job.train.save_model:
-            ray.train.report(metrics, checkpoint=None)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save(trainable_state(self.core), Path(tmp) / "trainable_state.pt")
-            (Path(tmp) / "stage.json").write_text(json.dumps(record))
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        ray.train.report({f"stage{j}_{k}": v for k, v in record.items() if k != "name"},
+                         checkpoint=None)
 
     def _pruning_report(self, epoch: int) -> None:
         """The objective after an epoch of the final stage, for the sweep's pruner (forwarded to
@@ -255,16 +279,15 @@ def train_worker(config: dict) -> None:
     run.report(metrics, evaluated)
 
 
-def _save_model(core, tokenizer, path: Path) -> None:
-    """A plain Hugging Face directory (`sftmix eval --model` loads it); LoRA adapters are merged
-    into the base weights first, so the directory stands alone."""
-    from .parallel import full
+def _save_model(core, state: dict, tokenizer, path: Path) -> None:
+    """A plain Hugging Face directory (`sftmix eval --model` loads it) from the gathered `state`
+    (gather.gather_model); LoRA adapters are merged into the base weights, so it stands alone.
+    The live model is not changed: it may still be sharded."""
+    from .gather import merged_lora_state
+    from .speed import base_lm
 
-    model = core.merge_and_unload() if hasattr(core, "merge_and_unload") else core
-    # FSDP shards: gathered here, on rank 0 alone, which holds the whole model only at world
-    # size 1 (more FSDP workers would need every rank to gather; a known gap, issue 17)
-    state = model.state_dict()
-    sharded = any(hasattr(t, "full_tensor") for t in state.values())
-    model.save_pretrained(str(path), **({"state_dict": {n: full(t) for n, t in state.items()}}
-                                        if sharded else {}))
+    if hasattr(core, "get_base_model"):
+        state = merged_lora_state(core, state)
+    lm = base_lm(core)
+    lm.save_pretrained(str(path), state_dict=state)
     tokenizer.save_pretrained(str(path))
