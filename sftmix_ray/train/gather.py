@@ -84,7 +84,6 @@ def merged_lora_state(core, state: dict) -> dict:
     `merge_and_unload` computes for a Linear without fan_in_fan_out or DoRA (neither is a
     sweep option). Done on the gathered host tensors because the live model is sharded and
     still training; the sum is taken in float32, then cast back."""
-    import torch
     from peft.tuners.lora import LoraLayer
 
     out = dict(state)
