@@ -90,7 +90,7 @@ class TrainConfig(Strict):
                                  "batches are grouped by length. Default: on GPUs, off on CPU")
     parallel: Literal["ddp", "fsdp"] = Field("ddp", description="how workers share a model: "
                                              "DDP replicas, or FSDP shards for models that do "
-                                             "not fit one GPU (no prefix cache)")
+                                             "not fit one GPU")
     lora: LoraConfig | None = Field(None, description="train LoRA adapters (peft) instead of "
                                     "every weight")
     prefix_cache: bool = Field(True, description="train a stage prefix shared by several trials "

@@ -72,6 +72,21 @@ def trial_capacity(per_trial: dict[str, float], driver_cpu: float = 0.01) -> int
     return max(0, min(fits)) if fits else 1
 
 
+def capacity_problem(per_trial: dict[str, float], workers: int, driver_cpu: float = 0.01) -> str:
+    """Why not even one trial fits the cluster, naming the fields and a change that fits."""
+    import ray
+
+    total = ray.cluster_resources()
+    cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
+    if per_trial.get("GPU", 0) > gpus:
+        return (f"train.workers × train.gpus_per_worker: a trial needs {per_trial['GPU']:g} GPUs, "
+                f"the cluster has {gpus:g}: lower train.workers or train.gpus_per_worker")
+    fits = math.floor(max(cpus - driver_cpu, 0) / workers * 100) / 100
+    return (f"train.workers × train.cpus_per_worker: a trial needs {per_trial['CPU']:g} CPUs "
+            f"plus {driver_cpu:g} for its driver, the cluster has {cpus:g}: lower "
+            f"train.cpus_per_worker (to {fits:g} fits) or train.workers")
+
+
 def _token_auth_on() -> None:
     """Token auth for this process and the cluster processes it starts. Ray caches its config at
     import, so the mode is refreshed through Ray's own helper, not only the env var."""

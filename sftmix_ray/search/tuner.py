@@ -28,7 +28,7 @@ from ..tracking.sweep import SweepTracker, answer_rows
 from ..tracking.trials import MLflowTrialCallback
 from ..train.lab_base import ensure_lab_base
 from .prior import load_prior
-from .runtime import ensure_ray, trial_capacity
+from .runtime import capacity_problem, ensure_ray, trial_capacity
 from .sampling import grid_points
 from .searcher import build_searcher
 from .study import close_orphans, study_storage
@@ -205,7 +205,11 @@ def _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir: Path, co
 
     per_trial = {"CPU": sweep.train.workers * sweep.train.cpus_per_worker,
                  "GPU": sweep.train.workers * sweep.train.gpus_per_worker}
-    concurrency = max(1, min(sweep.search.max_concurrent, trial_capacity(per_trial)))
+    capacity = trial_capacity(per_trial, TRIAL_DRIVER_CPU)
+    if capacity == 0:  # Ray Train would wait for its workers forever, retrying every minute
+        raise ConfigError(sweep.name, [capacity_problem(per_trial, sweep.train.workers,
+                                                        TRIAL_DRIVER_CPU)])
+    concurrency = max(1, min(sweep.search.max_concurrent, capacity))
     if sweep.search.algorithm == "grid":
         points = [p.to_wire() for p in grid_points(space, sweep.search.seeds)]
         param_space, search_alg = {POINT_KEY: tune.grid_search(points)}, None

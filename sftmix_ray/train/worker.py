@@ -242,7 +242,8 @@ class WorkerRun:
             (out / "train_summary.json").write_text(json.dumps({"stages": self.stage_records}))
             (out / "metrics.json").write_text(json.dumps(metrics))
             if kept is not None:
-                _save_model(self.core, kept, self.tokenizer, out / "model")
+                _save_model(self.core, kept, self.tokenizer, out / "model",
+                            self.job.train.save_dtype)
                 del kept
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
 
@@ -279,7 +280,7 @@ def train_worker(config: dict) -> None:
     run.report(metrics, evaluated)
 
 
-def _save_model(core, state: dict, tokenizer, path: Path) -> None:
+def _save_model(core, state: dict, tokenizer, path: Path, dtype: str) -> None:
     """A plain Hugging Face directory (`sftmix eval --model` loads it) from the gathered `state`
     (gather.gather_model); LoRA adapters are merged into the base weights, so it stands alone.
     The live model is not changed: it may still be sharded."""
@@ -289,5 +290,10 @@ def _save_model(core, state: dict, tokenizer, path: Path) -> None:
     if hasattr(core, "get_base_model"):
         state = merged_lora_state(core, state)
     lm = base_lm(core)
-    lm.save_pretrained(str(path), state_dict=state)
+    trained_as = lm.config.dtype
+    lm.config.dtype = dtype  # config.json names the kept weights' dtype, not the live model's
+    try:
+        lm.save_pretrained(str(path), state_dict=state)
+    finally:
+        lm.config.dtype = trained_as
     tokenizer.save_pretrained(str(path))

@@ -24,6 +24,13 @@ def test_auto_is_float32_on_cpu():
     assert generation_dtype("bfloat16", model) == "bfloat16"
 
 
+def test_weights_that_are_bf16_already_generate_in_bf16_whatever_is_asked():
+    """FSDP trained in bf16 unsharded its weights in bf16: a float32 copy of them would be
+    named float32 in the records and the cache key, but hold bf16 values."""
+    model = torch.nn.Linear(2, 2).to(torch.bfloat16)
+    assert generation_dtype("float32", model) == generation_dtype("auto", model) == "bfloat16"
+
+
 def test_generating_in_bf16_leaves_the_trained_weights_untouched(tiny_model_dir, tmp_path):
     model, tok = _load(tiny_model_dir)
     before = {n: t.clone() for n, t in model.state_dict().items()}

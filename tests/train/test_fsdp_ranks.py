@@ -79,12 +79,21 @@ def _train(parallel: str, rank: int, hp, tmp: str) -> dict:
     out = {"loss": record["loss"], "steps": record["steps"], "texts": texts,
            "sharded": is_sharded(model), "state": {n: t.numpy() for n, t in state.items()},
            "kept": sorted(kept)}
-    if parallel == "fsdp":  # the prefix cache's load: rank 0's file, into a fresh sharded model
-        fresh = build_model(SPEC, 64, TOKENS, 1, hp)
-        prepare(train_module(fresh, speed), fresh, "fsdp", device)
-        load_trainable_state(fresh, state if rank == 0 else {}, rank, WORLD)
-        reloaded = trainable_state(fresh, rank)
-        out["reload_same"] = rank != 0 or all(torch.equal(reloaded[n], state[n]) for n in state)
+    # the prefix cache's load: rank 0's file, broadcast into a fresh (sharded) model
+    fresh = build_model(SPEC, 64, TOKENS, 1, hp)
+    fresh_model = train_module(fresh, speed)
+    if parallel == "fsdp":
+        prepare(fresh_model, fresh, "fsdp", device)
+    load_trainable_state(fresh, state if rank == 0 else {}, rank, WORLD)
+    reloaded = trainable_state(fresh, rank)
+    out["reload_same"] = rank != 0 or all(torch.equal(reloaded[n], state[n]) for n in state)
+    if parallel == "fsdp":
+        # generation in bf16 on the unsharded weights (a swapped copy), then training goes on
+        with inference_weights(model), generation_model(core, "bfloat16") as gen:
+            out["bf16_dtype"] = str(next(gen.parameters()).dtype)
+            out["bf16_texts"] = generate_sharded(gen, _Tok(), prompts, Sampling(max_new_tokens=4),
+                                                 batch_size=2, prepend_bos=True, rank=rank,
+                                                 world=WORLD)
         out["after_eval_loss"] = train_stage(model, StageData("t", _samples(16, 1), 1), hp, 0,
                                              index=1, rank=rank, world=WORLD, device=device,
                                              speed=speed)["loss"]
@@ -179,7 +188,8 @@ def test_fsdp_at_world_size_two_trains_evaluates_and_gathers_like_ddp(tmp_path):
     # gathers hand rank 0 everything and the other ranks nothing
     assert results[1]["fsdp"]["state"] == {} and results[1]["fsdp"]["kept"] == []
     assert "lm_head.weight" not in fsdp["kept"]  # tied: gathered once, as embed_tokens
-    assert fsdp["reload_same"]
+    assert fsdp["reload_same"] and ddp["reload_same"]
+    assert fsdp["bf16_dtype"] == "torch.bfloat16" and len(fsdp["bf16_texts"]) == 7
     # training goes on after evaluation, on the resharded weights
     assert all(np.isfinite(results[r]["fsdp"]["after_eval_loss"]) for r in results)
 
