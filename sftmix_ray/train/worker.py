@@ -289,11 +289,9 @@ def _save_model(core, state: dict, tokenizer, path: Path, dtype: str) -> None:
 
     if hasattr(core, "get_base_model"):
         state = merged_lora_state(core, state)
-    lm = base_lm(core)
-    trained_as = lm.config.dtype
-    lm.config.dtype = dtype  # config.json names the kept weights' dtype, not the live model's
-    try:
-        lm.save_pretrained(str(path), state_dict=state)
-    finally:
-        lm.config.dtype = trained_as
+    base_lm(core).save_pretrained(str(path), state_dict=state)
+    # transformers writes the live model's dtype (float32) into config.json; name the kept
+    # weights' instead, so a loader with dtype="auto" keeps them as they are
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "dtype": dtype}, indent=2))
     tokenizer.save_pretrained(str(path))
