@@ -29,7 +29,7 @@ def validate(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file")
     console.print(f"[green]ok[/green] {sweep_file}: sweep {sweep.name!r}, "
                   f"{len(space.domains)} domains, strategies {', '.join(space.strategies)}, "
                   f"{sweep.search.algorithm} × {sweep.search.num_samples}")
-    check_before_launch(sweep, space, gpu_gib=gpu_memory)
+    check_before_launch(sweep, space, gpu_gib=gpu_memory, out=console)
 
 
 @app.command()

@@ -57,16 +57,18 @@ def gpu_memory(sweep, given: float | None, address: str | None) -> tuple[float, 
 
 
 def check_before_launch(sweep, space, *, gpu_gib: float | None = None,
-                        address: str | None = None, reach_model: bool = False) -> None:
-    """Print the estimates; exit 2 when a trial cannot fit its GPU or (`reach_model`) the
-    model cannot be reached, before anything else happens."""
+                        address: str | None = None, reach_model: bool = False,
+                        out=None) -> None:
+    """Print the estimates (on `out`, default stderr, where `run` reports progress); exit 2
+    when a trial cannot fit its GPU or (`reach_model`) the model cannot be reached, before
+    anything else happens."""
     from ..config.memory import memory_report
     from ..search.budget import sweep_budget
 
     gib, source = gpu_memory(sweep, gpu_gib, address)
     report = memory_report(sweep, gib, source)
     for line in report.lines + sweep_budget(sweep, space):
-        err.print(line, highlight=False, soft_wrap=True)
+        (out or err).print(line, highlight=False, soft_wrap=True)
     for warning in report.warnings:
         err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
     if report.problems:

@@ -10,12 +10,15 @@ from collections import Counter
 from ..config.memory import GIB, _lora_params, model_shape
 from ..config.point import TrialPoint
 from ..config.presets import APPROX_ROWS, LAB_DEFAULT_POOL
-from ..data.mixture import MixtureError, resolve_counts
+from ..data.mixture import resolve_counts
 from ..data.sizes import local_file_sizes
 from ..plan.strategies import plan_stages
 from .sampling import grid_points, strategy_points
 
-MEAN_TOKENS = 200  # tokens per sample when a domain does not say (domains.<d>.mean_tokens)
+# Tokens per sample when a domain does not say (domains.<d>.mean_tokens): the study's data
+# through the Vicuna template is ~200; the lab's samples are ~50 with the lab's own BPE
+# (tests/train/test_packing.py tokenizes them).
+MEAN_TOKENS, LAB_MEAN_TOKENS = 200, 60
 MFU = 0.40  # model FLOPs utilisation the GPU-hours assume
 PEAK_FLOPS = 989e12  # dense bf16 FLOP/s of an H100 SXM, the GPU the study's sweeps name
 TOKEN_BYTES = 8  # the tokenized cache: int32 ids and int32 labels per token
@@ -66,8 +69,8 @@ def sweep_budget(sweep, space) -> list[str]:
         return ["compute and disk: not estimated (the model's shape is not known locally)"]
     tr = sweep.train
     sizes = domain_sizes(sweep)
-    per_sample = {d: min(sweep.domains[d].mean_tokens or MEAN_TOKENS, tr.max_length)
-                  for d in sweep.domains}
+    per_sample = {d: min(dom.mean_tokens or (LAB_MEAN_TOKENS if dom.is_lab else MEAN_TOKENS),
+                         tr.max_length) for d, dom in sweep.domains.items()}
     points, weight = trial_points(sweep, space)
     tokens, plans = 0.0, []
     try:
@@ -78,7 +81,7 @@ def sweep_budget(sweep, space) -> list[str]:
                 tokens += weight * epochs * sum(n * per_sample[d] for d, n in st.counts.items())
                 plan.append((tuple(sorted(st.counts.items())), epochs))
             plans.append(tuple(plan))
-    except (KeyError, MixtureError):
+    except (KeyError, ValueError):  # MixtureError is a ValueError
         return [f"compute and disk: not estimated (domain sizes known only after preparing: "
                 f"{', '.join(sorted(set(sweep.domains) - set(sizes)))})"]
     trials = round(weight * len(points))
@@ -101,17 +104,25 @@ def reused_prefixes(plans: list[tuple]) -> int:
 
 def _compute_line(shape, tr, sweep, tokens: float, trials: int, assumed: str) -> str:
     flops = 6 * shape.params * tokens
-    line = (f"compute (estimate): {trials} trials, {tokens / 1e9:.2f} B training tokens "
+    line = (f"compute (estimate): {trials} trials, {_count(tokens)} training tokens "
             f"(mean tokens per sample assumed: {assumed}; domains.<d>.mean_tokens to change), "
-            f"6 × {shape.params / 1e9:.2f} B parameters × tokens = {flops:.2e} FLOPs, "
+            f"6 × {_count(shape.params)} parameters × tokens = {flops:.2e} FLOPs, "
             f"evaluation not counted")
     if tr.gpus_per_worker <= 0:
         return line
     gpu_hours = flops / (PEAK_FLOPS * MFU) / 3600
     gpus = tr.workers * tr.gpus_per_worker * min(sweep.search.max_concurrent, max(trials, 1))
-    return (line + f"; ~{gpu_hours:,.1f} GPU-hours at {MFU:.0%} MFU of an H100 "
-            f"({PEAK_FLOPS / 1e12:.0f} TFLOP/s bf16), ~{gpu_hours / gpus:,.1f} h on the {gpus:g} "
-            f"GPUs it uses at once, ~{gpu_hours / 8:,.1f} h on one 8-GPU node")
+    return (line + f"; ~{gpu_hours:,.3g} GPU-hours at {MFU:.0%} MFU of an H100 "
+            f"({PEAK_FLOPS / 1e12:.0f} TFLOP/s bf16): ~{gpu_hours / gpus:,.3g} h on the {gpus:g} "
+            f"GPU(s) it uses at once, ~{gpu_hours / 8:,.3g} h on one 8-GPU node")
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e9:.3g} B" if n >= 1e9 else f"{n / 1e6:.3g} M"
+
+
+def _gib(n: float) -> str:
+    return f"{n:,.1f} GiB" if n >= 1 else f"{n * 1024:.0f} MiB"
 
 
 def _disk_line(shape, tr, sizes, per_sample, trials: int, reused: int) -> str:
@@ -120,7 +131,7 @@ def _disk_line(shape, tr, sizes, per_sample, trials: int, reused: int) -> str:
     stage_bytes = 4 * (_lora_params(shape, tr.lora) if tr.lora else shape.params)
     stages = shared * stage_bytes / GIB
     tokenized = sum(n * per_sample[d] for d, n in sizes.items()) * TOKEN_BYTES / GIB
-    return (f"disk (estimate): ~{kept + stages + tokenized:,.1f} GiB in the sweep's storage: "
-            f"kept models {kept:,.1f} GiB ({trials if tr.save_model else 0} × bf16), stage "
-            f"checkpoints {stages:,.1f} GiB ({shared} prefixes a later trial reuses, float32), "
-            f"tokenized data {tokenized:,.1f} GiB")
+    return (f"disk (estimate): ~{_gib(kept + stages + tokenized)} in the sweep's storage: "
+            f"kept models {_gib(kept)} ({trials if tr.save_model else 0} × bf16), stage "
+            f"checkpoints {_gib(stages)} ({shared} prefix(es) a later trial reuses, float32), "
+            f"tokenized data {_gib(tokenized)}")
