@@ -57,7 +57,8 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
                                       "storage": storage, "tracking.uri": tracking_uri,
                                       "search.study_storage": study_storage,
                                       "cache_dir": cache_dir})
-    check_before_launch(sweep, space, address=address, reach_model=True)
+    check_before_launch(sweep, space, address=address, reach_model=True,
+                        quiet=not verbose)
     tracking = redact_urls(resolve_uri(sweep.tracking.uri))  # a URL may carry a password
     err.print(f"sweep {sweep.name!r}: {planned_trials(sweep, space)} trials "
               f"({sweep.search.algorithm}), MLflow at {tracking}",
@@ -107,7 +108,8 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
                                       "cache_dir": cache_dir})
     from ..storage import experiment_location
 
-    check_before_launch(sweep, space, address=address, reach_model=True)
+    check_before_launch(sweep, space, address=address, reach_model=True,
+                        quiet=not verbose)
     err.print(f"resuming sweep {sweep.name!r} from "
               f"{experiment_location(sweep.storage, sweep.name)}", highlight=False)
     try:

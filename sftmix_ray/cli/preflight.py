@@ -30,7 +30,8 @@ def cluster_gpu_gib(resources: dict) -> tuple[float, str] | None:
     return float(gib), f"the cluster's {name}"
 
 
-def gpu_memory(sweep, given: float | None, address: str | None) -> tuple[float, str]:
+def gpu_memory(sweep, given: float | None, address: str | None,
+               quiet: bool = True) -> tuple[float, str]:
     """GiB per GPU and where that number comes from: `--gpu-memory`, else the Ray cluster the
     command joins (never a local Ray started for this), else this machine's GPU, else
     train.gpu_memory_gib."""
@@ -41,7 +42,7 @@ def gpu_memory(sweep, given: float | None, address: str | None) -> tuple[float, 
 
         from ..search.runtime import ensure_ray
 
-        ensure_ray(address)  # joins the cluster the sweep will run on; starts nothing
+        ensure_ray(address, quiet=quiet)  # joins the cluster the sweep runs on; starts nothing
         found = cluster_gpu_gib(ray.cluster_resources())
         if found is not None:
             return found
@@ -58,14 +59,14 @@ def gpu_memory(sweep, given: float | None, address: str | None) -> tuple[float, 
 
 def check_before_launch(sweep, space, *, gpu_gib: float | None = None,
                         address: str | None = None, reach_model: bool = False,
-                        out=None) -> None:
+                        out=None, quiet: bool = True) -> None:
     """Print the estimates (on `out`, default stderr, where `run` reports progress); exit 2
     when a trial cannot fit its GPU or (`reach_model`) the model cannot be reached, before
     anything else happens."""
     from ..config.memory import memory_report
     from ..search.budget import sweep_budget
 
-    gib, source = gpu_memory(sweep, gpu_gib, address)
+    gib, source = gpu_memory(sweep, gpu_gib, address, quiet)
     report = memory_report(sweep, gib, source)
     for line in report.lines + sweep_budget(sweep, space):
         (out or err).print(line, highlight=False, soft_wrap=True)

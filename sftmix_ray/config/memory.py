@@ -184,7 +184,8 @@ def memory_report(sweep, gpu_gib: float, source: str = "given") -> MemoryReport:
     if tr.gpus_per_worker <= 0:
         return MemoryReport(lines, [], [])
     host, how = host_estimate(shape, tr)
-    lines.append(f"host memory per node (estimate): ~{host:.0f} GiB at peak ({how})")
+    lines.append(f"host memory per node (estimate, a trial's workers on one node; trials "
+                 f"sharing a node add up): ~{host:.0f} GiB at peak ({how})")
     share = tr.gpus_per_worker * gpu_gib - CONTEXT_GIB
     lines[0] += f" of {share:.1f} GiB available ({gpu_gib:g} GiB GPU, {source})"
     if est.total <= share:

@@ -87,10 +87,11 @@ class TrainConfig(Strict):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto: bfloat16 on GPUs that support it, float32 on CPU")
     gradient_checkpointing: bool = False
-    packing: bool | None = Field(None, description="pack samples into rows of exactly "
+    packing: bool | None = Field(None, description="pack samples into rows of at most "
                                  "max_length tokens (attention kept within each sample; a "
-                                 "micro-batch holds about batch_size samples' tokens); otherwise "
-                                 "batches are grouped by length. Default: on GPUs, off on CPU")
+                                 "micro-batch still holds batch_size samples, so the global "
+                                 "batch is the same); otherwise batches are grouped by length. "
+                                 "Default: on GPUs, off on CPU")
     parallel: Literal["ddp", "fsdp"] = Field("ddp", description="how workers share a model: "
                                              "DDP replicas, or FSDP shards for models that do "
                                              "not fit one GPU (no prefix cache)")
