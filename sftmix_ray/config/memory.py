@@ -211,10 +211,10 @@ def fitting_change(shape: ModelShape, train, share: float) -> str:
         tries += [{"gradient_checkpointing": True}, *[{**t, "gradient_checkpointing": True}
                                                      for t in tries]]
     base = tries[-1] if tries else {}
-    batch, accum = train.batch_size, train.grad_accum
-    while batch > 1:
-        batch, accum = (batch + 1) // 2, accum * 2
-        tries.append({**base, "batch_size": batch, "grad_accum": accum})
+    batch = train.batch_size
+    for smaller in (d for d in range(batch - 1, 0, -1) if batch % d == 0):
+        tries.append({**base, "batch_size": smaller,
+                      "grad_accum": train.grad_accum * batch // smaller})
     for change in tries:
         est = estimate(shape, train.model_copy(update=change))
         if est.total <= share:
