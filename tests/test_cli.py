@@ -64,3 +64,31 @@ def test_lab_pretrain_builds_the_base_once_then_reads_it_from_the_cache(write_sw
                       "pretrain": None}, "lab_vocab_size": 400}
     none = CliRunner().invoke(app, ["lab", "pretrain", str(write_sweep(model=model))])
     assert none.exit_code == 2 and "no lab base model to build" in none.output
+
+
+def test_a_hub_model_that_cannot_be_reached_is_exit_2_saying_what_to_set(tmp_path, monkeypatch):
+    """The study's sweep as shipped (it fits), on a machine with neither the model in its cache
+    nor a reachable hub: a clear refusal before data, Ray or records, not an OSError traceback."""
+    import ray
+    import yaml
+    from huggingface_hub import constants
+
+    from .conftest import ROOT
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 sets it
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    data = yaml.safe_load((ROOT / "sweeps" / "rq4_strategies_real.yaml").read_text())
+    data["search"]["space"] = str(ROOT / data["search"]["space"])
+    path = tmp_path / "rq4.yaml"
+    path.write_text(yaml.safe_dump(data))
+    ray_before = ray.is_initialized()
+    out = CliRunner().invoke(app, ["run", str(path), "--storage", str(tmp_path / "runs"),
+                                   "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    assert out.exit_code == 2, out.output
+    assert "cannot reach the model" in out.output and "model.name: 'huggyllama/llama-7b'" \
+        in out.output
+    assert "huggingface-cli download huggyllama/llama-7b" in out.output
+    assert "HF_HUB_OFFLINE" in out.output and "Traceback" not in out.output
+    assert ray.is_initialized() == ray_before
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()

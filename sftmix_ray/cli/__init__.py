@@ -11,6 +11,7 @@ from rich.table import Table
 from ..config import ConfigError
 from .common import _load, _quiet_libraries, _refuse, console, err
 from .lab import lab_app
+from .preflight import check_before_launch
 from .propose import propose
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -21,31 +22,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 def validate(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
              gpu_memory: Optional[float] = typer.Option(
                  None, help="GiB per GPU the sweep will run on (default: this machine's GPU, "
-                 "else 80)")):
+                 "else train.gpu_memory_gib)")):
     """Check a sweep and its search space without running anything, and estimate whether a
-    trial fits the GPUs it asks for."""
-    from ..config.memory import memory_report
-
+    trial fits the GPUs it asks for (exit 2 if not), and the sweep's memory, disk and compute."""
     sweep, space = _load(sweep_file, {})
     console.print(f"[green]ok[/green] {sweep_file}: sweep {sweep.name!r}, "
                   f"{len(space.domains)} domains, strategies {', '.join(space.strategies)}, "
                   f"{sweep.search.algorithm} × {sweep.search.num_samples}")
-    line, warnings = memory_report(sweep, gpu_memory or _local_gpu_gib())
-    console.print(line, highlight=False)
-    for warning in warnings:
-        err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
-
-
-def _local_gpu_gib() -> float:
-    """This machine's first GPU in GiB, or 80 (an H100) where it has none."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_properties(0).total_memory / 2 ** 30
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return 80.0
+    check_before_launch(sweep, space, gpu_gib=gpu_memory, out=console)
 
 
 @app.command()
@@ -73,6 +57,8 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
                                       "storage": storage, "tracking.uri": tracking_uri,
                                       "search.study_storage": study_storage,
                                       "cache_dir": cache_dir})
+    check_before_launch(sweep, space, address=address, reach_model=True,
+                        quiet=not verbose)
     tracking = redact_urls(resolve_uri(sweep.tracking.uri))  # a URL may carry a password
     err.print(f"sweep {sweep.name!r}: {planned_trials(sweep, space)} trials "
               f"({sweep.search.algorithm}), MLflow at {tracking}",
@@ -122,6 +108,8 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
                                       "cache_dir": cache_dir})
     from ..storage import experiment_location
 
+    check_before_launch(sweep, space, address=address, reach_model=True,
+                        quiet=not verbose)
     err.print(f"resuming sweep {sweep.name!r} from "
               f"{experiment_location(sweep.storage, sweep.name)}", highlight=False)
     try:

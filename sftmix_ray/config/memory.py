@@ -140,34 +140,86 @@ def model_shape(model_cfg) -> ModelShape | None:
         return KNOWN_SHAPES.get(model_cfg.name)
 
 
-def memory_report(sweep, gpu_gib: float) -> tuple[str, list[str]]:
-    """(a line describing the estimate, warnings). A GPU sweep is warned about when a trial's
-    per-GPU estimate exceeds its share of a `gpu_gib` GPU (gpus_per_worker × gpu_gib, less the
-    CUDA context); a CPU sweep gets the estimate alone."""
+WORKER_HOST_GIB = 3.0  # a worker process: Python, torch, transformers, CUDA's host side
+
+
+def host_estimate(shape: ModelShape, train) -> tuple[float, str]:
+    """Peak host memory (GiB) on the node of one trial, its workers on that node: each worker
+    loads one bfloat16 copy of the weights on CPU before moving it to its GPU (the loading the
+    FSDP path uses: at most one bf16 copy per worker at peak), and saving gathers one full bf16
+    state dict on CPU on rank 0 (twice that for float32 stage checkpoints)."""
+    params = shape.params
+    workers = train.workers
+    load = workers * (2 * params / GIB + WORKER_HOST_GIB)
+    save = workers * WORKER_HOST_GIB + 4 * params / GIB
+    return max(load, save), (f"loading {workers} × ({2 * params / GIB:.1f} GiB bf16 weights + "
+                             f"{WORKER_HOST_GIB:g} GiB process), saving a float32 state dict on "
+                             f"rank 0 {4 * params / GIB:.1f} GiB")
+
+
+@dataclass
+class MemoryReport:
+    lines: list[str]  # what the estimate says, for the user
+    problems: list[str]  # 'field: problem; change' lines that refuse the sweep
+    warnings: list[str]
+
+
+def memory_report(sweep, gpu_gib: float, source: str = "given") -> MemoryReport:
+    """The per-GPU estimate of a trial against its share of a `gpu_gib` GPU (gpus_per_worker ×
+    gpu_gib, less the CUDA context; `source` says where gpu_gib came from), and the host memory
+    per node. A GPU sweep that does not fit is a problem (a refusal) naming the change that
+    fits, unless train.skip_memory_check turns it into a warning; a CPU sweep gets the estimate
+    alone."""
     tr = sweep.train
     shape = model_shape(sweep.model)
     if shape is None:
-        return (f"memory: not estimated (no local config for model {sweep.model.name!r})", [])
+        return MemoryReport([f"memory: not estimated (no local config for model "
+                             f"{sweep.model.name!r})"], [], [])
     est = estimate(shape, tr)
     mode = "LoRA" if tr.lora is not None else "full"
     size = f"{shape.params / 1e9:.2f} B" if shape.params >= 1e9 else f"{shape.params / 1e6:.1f} M"
-    line = (f"memory on a GPU: {size} parameters, {mode} fine-tuning, "
-            f"{tr.parallel.upper()} × {tr.workers}, micro-batch {tr.batch_size} × "
-            f"{tr.max_length} tokens: {est.describe()}")
+    lines = [f"memory on a GPU (estimate): {size} parameters, {mode} fine-tuning, "
+             f"{tr.parallel.upper()} × {tr.workers}, micro-batch {tr.batch_size} × "
+             f"{tr.max_length} tokens: {est.describe()}"]
     if tr.gpus_per_worker <= 0:
-        return line, []
+        return MemoryReport(lines, [], [])
+    host, how = host_estimate(shape, tr)
+    lines.append(f"host memory per node (estimate, a trial's workers on one node; trials "
+                 f"sharing a node add up): ~{host:.0f} GiB at peak ({how})")
     share = tr.gpus_per_worker * gpu_gib - CONTEXT_GIB
+    lines[0] += f" of {share:.1f} GiB available ({gpu_gib:g} GiB GPU, {source})"
     if est.total <= share:
-        return line, []
-    hints = ["lower train.batch_size (raise grad_accum)"]
-    if not tr.gradient_checkpointing:
-        hints.append("enable train.gradient_checkpointing")
-    if tr.parallel == "ddp" and tr.workers > 1:
-        hints.append(f"use train.parallel: fsdp (≈{estimate(shape, _fsdp(tr)).total:.1f} GiB)")
-    return line, [f"train: a trial needs {est.total:.1f} GiB per GPU but gets {share:.1f} GiB "
-                  f"(gpus_per_worker {tr.gpus_per_worker:g} of a {gpu_gib:g} GiB GPU, less "
-                  f"{CONTEXT_GIB:g} GiB of CUDA context): {'; '.join(hints)}"]
+        return MemoryReport(lines, [], [])
+    problem = (f"train: a trial needs ~{est.total:.1f} GiB per GPU but gets {share:.1f} GiB "
+               f"(gpus_per_worker {tr.gpus_per_worker:g} of a {gpu_gib:g} GiB GPU ({source}), "
+               f"less {CONTEXT_GIB:g} GiB of CUDA context); {fitting_change(shape, tr, share)}")
+    if tr.skip_memory_check:
+        return MemoryReport(lines, [], [problem + " (train.skip_memory_check: true: launching "
+                                                  "anyway)"])
+    return MemoryReport(lines, [problem + "; or set train.skip_memory_check: true to launch "
+                                          "anyway"], [])
 
 
-def _fsdp(train):
-    return train.model_copy(update={"parallel": "fsdp"})
+def fitting_change(shape: ModelShape, train, share: float) -> str:
+    """The smallest change of the train fields that brings the estimate under `share`: FSDP
+    across the workers, gradient checkpointing, then smaller micro-batches with more
+    accumulation (the same global batch)."""
+    tries: list[dict] = []
+    if train.parallel == "ddp" and train.workers > 1:
+        tries.append({"parallel": "fsdp"})
+    if not train.gradient_checkpointing:
+        tries += [{"gradient_checkpointing": True}, *[{**t, "gradient_checkpointing": True}
+                                                     for t in tries]]
+    base = tries[-1] if tries else {}
+    batch = train.batch_size
+    for smaller in (d for d in range(batch - 1, 0, -1) if batch % d == 0):
+        tries.append({**base, "batch_size": smaller,
+                      "grad_accum": train.grad_accum * batch // smaller})
+    for change in tries:
+        est = estimate(shape, train.model_copy(update=change))
+        if est.total <= share:
+            fields = ", ".join(f"train.{k}: {str(v).lower() if isinstance(v, bool) else v}"
+                               for k, v in change.items())
+            return f"set {fields} (~{est.total:.1f} GiB per GPU)"
+    return ("nothing in train fits: use LoRA (train.lora), a smaller model or a larger GPU "
+            "(train.gpus_per_worker)")

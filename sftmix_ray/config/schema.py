@@ -33,6 +33,9 @@ class DomainConfig(Strict):
                            "domain has, by repeating it; otherwise that is an error")
     overlong: Literal["truncate", "skip"] = Field(
         "truncate", description="samples longer than train.max_length: cut (counted) or skip")
+    mean_tokens: float | None = Field(None, gt=0, description="the domain's mean tokens per "
+                                      "sample, for the compute estimate before launch "
+                                      "(default 200, stated as an assumption)")
 
     @model_validator(mode="before")
     @classmethod
@@ -84,10 +87,11 @@ class TrainConfig(Strict):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto: bfloat16 on GPUs that support it, float32 on CPU")
     gradient_checkpointing: bool = False
-    packing: bool | None = Field(None, description="pack samples into rows of exactly "
+    packing: bool | None = Field(None, description="pack samples into rows of at most "
                                  "max_length tokens (attention kept within each sample; a "
-                                 "micro-batch holds about batch_size samples' tokens); otherwise "
-                                 "batches are grouped by length. Default: on GPUs, off on CPU")
+                                 "micro-batch still holds batch_size samples, so the global "
+                                 "batch is the same); otherwise batches are grouped by length. "
+                                 "Default: on GPUs, off on CPU")
     parallel: Literal["ddp", "fsdp"] = Field("ddp", description="how workers share a model: "
                                              "DDP replicas, or FSDP shards for models that do "
                                              "not fit one GPU")
@@ -119,6 +123,14 @@ class TrainConfig(Strict):
     expandable_segments: bool = Field(True, description="GPUs: let the CUDA caching allocator "
                                       "grow segments, so varying batch shapes do not fragment "
                                       "memory (PYTORCH_CUDA_ALLOC_CONF); no effect on CPU")
+    # Checked before launch (config/memory.py): a sweep whose per-GPU estimate exceeds the GPU
+    # is refused by `sftmix validate` and `sftmix run` before anything is downloaded or started.
+    gpu_memory_gib: float = Field(80, gt=0, description="GiB per GPU the memory check assumes "
+                                  "when it cannot read the GPU (no local GPU, no cluster "
+                                  "joined); an 80 GB H100 or A100 is 80")
+    skip_memory_check: bool = Field(False, description="launch even when the per-GPU memory "
+                                    "estimate exceeds the GPU (for users who measured "
+                                    "otherwise); the estimate is still printed")
 
 
 class BenchConfig(Strict):

@@ -1,11 +1,14 @@
-"""Packing for GPU throughput: rows filled to max_length, one shape per micro-batch, every sample
-once per epoch, and no attention across samples (packed logits equal each sample's own)."""
+"""Packing for GPU throughput: an optimizer step still takes batch_size × grad_accum × workers
+samples (the study's global batch), one shape per micro-batch, every sample once per epoch, rows
+within max_length, and no attention across samples (packed logits equal each sample's own)."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sftmix_ray.config import ModelConfig, TinyModelConfig, TrainConfig
 from sftmix_ray.train.loop import StageData, micro_batch_plan, model_inputs, train_stage
@@ -28,22 +31,98 @@ def _samples(n: int, lo: int = 4, hi: int = 60, seed: int = 0):
     return out
 
 
-def test_rows_are_filled_to_max_length_and_every_sample_is_seen_once():
-    lengths = np.random.default_rng(1).integers(8, 120, size=2000)
-    capacity, batch = 128, 16
-    plan, ends = packed_plan(lengths, batch, capacity, epochs=2, rng=np.random.default_rng(0),
-                             rank=0, world=1)
-    per = rows_per_batch(lengths, batch, capacity)
-    assert per == round(batch * lengths.mean() / capacity)  # about batch_size samples' tokens
-    assert {len(mb) for mb in plan} == {per}  # one shape for every micro-batch
-    epoch_one = plan[:min(ends) + 1]
-    seen = np.concatenate([row for mb in epoch_one for row in mb])
-    assert sorted(seen) == list(range(len(lengths)))  # each sample exactly once per epoch
-    used = [int(lengths[row].sum()) for mb in plan for row in mb if len(row)]
-    assert max(used) <= capacity
-    rows = sum(len(mb) for mb in plan)
-    padding = 1 - lengths.sum() * 2 / (rows * capacity)
-    assert padding < 0.03, padding  # filled rows, not rows as wide as the batch's longest sample
+def _plans(lengths: np.ndarray, batch_size: int, max_length: int, world: int, packing: bool):
+    """Every rank's micro-batch plan for one epoch, as train_stage draws it."""
+    stage = StageData("s", [(np.zeros(int(n), np.int32), np.zeros(int(n), np.int32))
+                            for n in lengths], 1)
+    hp = TrainConfig(batch_size=batch_size, max_length=max_length, packing=packing)
+    return [micro_batch_plan(stage, hp, np.random.default_rng(7), rank, world, packing)[0]
+            for rank in range(world)]
+
+
+def samples_per_step(plans, grad_accum: int) -> float:
+    """Samples an optimizer step consumes on average: all ranks' samples over the steps."""
+    def count(mb):
+        return sum(len(r) for r in mb) if isinstance(mb, list) else len(mb)
+
+    steps = -(-len(plans[0]) // grad_accum)
+    return sum(count(mb) for plan in plans for mb in plan) / steps
+
+
+def _study_lengths(n: int = 12_000) -> np.ndarray:
+    """~200-token samples (log-normal, median 150, a tail to max_length): the study's math and
+    code data after the Vicuna template."""
+    lengths = np.random.default_rng(3).lognormal(np.log(150), 0.75, size=n)
+    return np.clip(lengths.astype(int), 8, 2048)
+
+
+def _lab_lengths(tmp_path) -> np.ndarray:
+    """The lab's own samples as the GPU quickstart tokenizes them (its BPE, Vicuna template)."""
+    from sftmix_ray.data.formats import to_messages
+    from sftmix_ray.data.lab import lab_train
+    from sftmix_ray.data.template import template_for
+    from sftmix_ray.data.tokenize import tokenize_conversations
+    from sftmix_ray.data.tokenizer import train_lab_tokenizer
+
+    formats = {"math": "gsm8k", "code": "alpaca", "general": "sharegpt"}
+    convs = [to_messages(r, formats[d]) for d in formats for r in lab_train(d, 400)]
+    tok = train_lab_tokenizer([m["content"] for c in convs for m in c], 2048, tmp_path)
+    domain, _ = tokenize_conversations(convs, tok, template_for("vicuna", tok), 512)
+    return np.asarray(domain.lengths())
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_the_study_step_takes_128_samples_packed_or_not(packing):
+    # the _real sweeps: 4 per GPU × grad_accum 4 × 8 workers, max_length 2048
+    lengths = _study_lengths()
+    per_step = samples_per_step(_plans(lengths, 4, 2048, 8, packing), grad_accum=4)
+    assert per_step == pytest.approx(128, rel=0.10), per_step
+    print(f"study, packing={packing}: {per_step:.1f} samples per optimizer step (target 128)")
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_the_lab_gpu_step_takes_its_batch_packed_or_not(tmp_path, packing):
+    # sweeps/quickstart_gpu.yaml: batch 32 on one worker, max_length 512, no accumulation
+    lengths = _lab_lengths(tmp_path)
+    per_step = samples_per_step(_plans(lengths, 32, 512, 1, packing), grad_accum=1)
+    assert per_step == pytest.approx(32, rel=0.10), per_step
+    print(f"lab GPU, packing={packing}: {per_step:.1f} samples per optimizer step (target 32)")
+
+
+def test_a_packed_micro_batch_has_one_shape_and_fewer_positions_than_padding():
+    lengths = _study_lengths()
+    plan = _plans(lengths, 4, 2048, 1, True)[0]
+    rows = rows_per_batch(lengths, 4, 2048)
+    assert rows == 1  # 4 samples of ~200 tokens share one row of 2048
+    assert {len(mb) for mb in plan[:-1]} == {rows}  # one shape, the epoch's last step aside
+    unpacked = _plans(lengths, 4, 2048, 1, False)[0]
+    padded = sum(4 * max(int(lengths[i]) for i in mb) for mb in unpacked)
+    assert len(plan) * rows * 2048 < 2.5 * padded  # the price of keeping the batch: stated
+
+
+@settings(max_examples=150, deadline=None)
+@given(lengths=st.lists(st.integers(1, 300), min_size=1, max_size=200),
+       batch_size=st.integers(1, 12), capacity=st.integers(16, 256), world=st.integers(1, 4),
+       epochs=st.integers(1, 2), seed=st.integers(0, 2 ** 16))
+def test_every_sample_once_per_epoch_and_rows_within_capacity(lengths, batch_size, capacity,
+                                                             world, epochs, seed):
+    lengths = np.asarray(lengths)
+    plans = [packed_plan(lengths, batch_size, capacity, epochs, np.random.default_rng(seed),
+                         rank, world) for rank in range(world)]
+    assert len({len(p) for p, _ in plans}) == 1  # every rank the same number of micro-batches
+    ends = sorted(plans[0][1])
+    assert [plans[0][1][e] for e in ends] == list(range(1, epochs + 1))
+    starts = [0] + [e + 1 for e in ends[:-1]]
+    for start, end in zip(starts, ends):
+        seen = np.concatenate([row for p, _ in plans for mb in p[start:end + 1] for row in mb])
+        assert sorted(seen.tolist()) == list(range(len(lengths)))  # each exactly once
+        if len(lengths) >= world:  # no rank idles through a micro-batch of padding alone
+            assert all(any(len(row) for row in mb) for p, _ in plans for mb in p[start:end + 1])
+    for p, _ in plans:
+        for mb in p:
+            assert sum(len(row) for row in mb) <= max(batch_size, 1) + world
+            for row in mb:
+                assert len(row) == 1 or lengths[row].sum() <= capacity
 
 
 def test_ranks_get_disjoint_rows_of_the_same_count():
