@@ -5,7 +5,8 @@ Counted (bytes, per GPU), for a Llama-shaped decoder trained as train/ trains it
 - gradients and AdamW's two moments: float32, for the trainable parameters (all, or LoRA's);
 - DDP (more than one worker): one more gradient-sized set of bucket buffers;
 - FSDP: weights, gradients and optimizer state divided by the workers, plus two decoder layers
-  unsharded (the one computing and the one prefetched);
+  and the root unit (embeddings, head) unsharded in the all-gather dtype (bf16 under autocast);
+  with grad_accum > 1 an unsharded float32 gradient, accumulated between once-per-step reductions;
 - activations saved for the backward pass, per token of a micro-batch (batch_size × max_length
   tokens: packed rows are full, and padded batches can be that wide) and per layer: the float32
   residual stream at both RMSNorms' input and output (4 × 4h), what autocast casts to bf16 for
@@ -99,9 +100,15 @@ def estimate(shape: ModelShape, train, *, autocast: bool = True,
     workers = train.workers
     weights, grads, optim = 4 * params, 4 * trainable, 8 * trainable
     if train.parallel == "fsdp" and workers > 1:
-        layer = (params - shape.vocab * shape.hidden) / shape.layers
-        weights, grads, optim = weights / workers + 2 * 4 * layer, grads / workers, \
-            optim / workers
+        embed = shape.vocab * shape.hidden * (1 if shape.tied else 2)
+        layer = (params - embed) / shape.layers
+        gathered = 2 if autocast else 4  # the MixedPrecisionPolicy's all-gather dtype
+        # two layers unsharded (computing, prefetched) and the root unit (embeddings, head),
+        # which FSDP keeps unsharded from forward to backward
+        weights = weights / workers + gathered * (2 * layer + embed)
+        grads, optim = grads / workers, optim / workers
+        if train.grad_accum > 1:  # gradients reduce once per step: between reductions each
+            grads += 4 * trainable  # GPU accumulates an unsharded float32 gradient (FSDP2)
     elif workers > 1:
         grads *= 2  # DDP's bucket buffers
     tokens = train.batch_size * train.max_length

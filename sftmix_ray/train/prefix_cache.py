@@ -30,10 +30,12 @@ from ..config.schema import ModelConfig, TrainConfig
 from ..data.prepare import PreparedData
 from ..digests import digest
 
-CACHE_VERSION = 2  # 2: per-stage RNG seeding; device and dtype in the key
+CACHE_VERSION = 3  # 2: per-stage RNG seeding; device and dtype in the key; 3: packing keeps
+# batch_size samples per micro-batch (a packed GPU prefix of version 2 trained on other batches)
 # TrainConfig fields that do not change the weights a stage produces.
 _NOT_WEIGHTS = {"cpus_per_worker", "gpus_per_worker", "threads_per_worker", "prefix_cache",
-                "save_model", "save_dtype", "expandable_segments", "collective_timeout_s"}
+                "save_model", "save_dtype", "expandable_segments", "collective_timeout_s",
+                "gpu_memory_gib", "skip_memory_check"}
 
 
 def lineage(model: ModelConfig, train: TrainConfig, prepared: PreparedData, manifest: dict, *,
