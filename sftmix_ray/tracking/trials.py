@@ -106,8 +106,9 @@ class MLflowTrialCallback(Callback):
                                           ("general_scorer", "general_scorer"),
                                           ("sftmix.eval_dtype", "eval_dtype")) if result.get(r)}
         records = result.get("records_dir")
-        model = f"{records}/model" if records else None
-        if model and (uri_exists(model) if is_uri(records) else Path(model).is_dir()):
+        # straight on the sweep's storage (a path), or inside the trial's checkpoint
+        model = result.get("model_path") or (f"{records}/model" if records else None)
+        if model and (uri_exists(model) if is_uri(model) else Path(model).is_dir()):
             # The small JSON results go to MLflow; the weights stay in the trial's checkpoint
             # (a path, or a URI with object storage), named by a tag (`sftmix eval --model
             # <path>` scores them again).

@@ -24,6 +24,9 @@ class TrainJob:
     manifest: dict
     prune_objective: str | None = None  # evaluated after each epoch of the final stage
     base_model: str | None = None  # the lab base model's checkpoint a tiny model starts from
+    # where rank 0 writes the kept model straight, on the sweep's storage (a path); None: inside
+    # the trial's Ray checkpoint (object storage, which Ray uploads from a local copy)
+    model_dir: str | None = None
 
     def loop_config(self) -> dict:
         return {JOB_KEY: self}

@@ -242,9 +242,11 @@ class WorkerRun:
             (out / "train_summary.json").write_text(json.dumps({"stages": self.stage_records}))
             (out / "metrics.json").write_text(json.dumps(metrics))
             if kept is not None:
-                _save_model(self.core, kept, self.tokenizer, out / "model",
-                            self.job.train.save_dtype)
+                where = Path(self.job.model_dir) if self.job.model_dir else out / "model"
+                _save_model(self.core, kept, self.tokenizer, where, self.job.train.save_dtype)
                 del kept
+                if self.job.model_dir:
+                    metrics["model_path"] = self.job.model_dir
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
 
     def _stage_checkpoint(self, j: int, record: dict) -> None:
@@ -281,17 +283,25 @@ def train_worker(config: dict) -> None:
 
 
 def _save_model(core, state: dict, tokenizer, path: Path, dtype: str) -> None:
-    """A plain Hugging Face directory (`sftmix eval --model` loads it) from the gathered `state`
-    (gather.gather_model); LoRA adapters are merged into the base weights, so it stands alone.
-    The live model is not changed: it may still be sharded."""
+    """A plain Hugging Face directory at `path` (`sftmix eval --model` loads it) from the
+    gathered `state` (gather.gather_model); LoRA adapters are merged into the base weights, so it
+    stands alone. The live model is not changed: it may still be sharded. Written beside `path`
+    and renamed into place, so a reader never sees half a model; a trial run again (resume)
+    replaces its earlier one."""
+    import shutil
+
     from .gather import merged_lora_state
     from .speed import base_lm
 
     if hasattr(core, "get_base_model"):
         state = merged_lora_state(core, state)
-    base_lm(core).save_pretrained(str(path), state_dict=state)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    base_lm(core).save_pretrained(str(tmp), state_dict=state)
     # transformers writes the live model's dtype (float32) into config.json; name the kept
     # weights' instead, so a loader with dtype="auto" keeps them as they are
-    config = json.loads((path / "config.json").read_text())
-    (path / "config.json").write_text(json.dumps({**config, "dtype": dtype}, indent=2))
-    tokenizer.save_pretrained(str(path))
+    config = json.loads((tmp / "config.json").read_text())
+    (tmp / "config.json").write_text(json.dumps({**config, "dtype": dtype}, indent=2))
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)

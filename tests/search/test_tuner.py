@@ -214,7 +214,10 @@ def test_pruning_stops_a_weak_trial_and_optuna_hears_pruned(write_sweep):
     data = yaml.safe_load(path.read_text())
     data["search"] = {**search, "space": data["search"]["space"]}
     data["train"].update(epochs=3)
-    data["evaluate"]["general"]["n"] = 8
+    # a model big enough to learn the general answers' first words within an epoch (a 1-layer,
+    # width-32 model scores token F1 0 either way at this budget, and ASHA cannot prune a tie)
+    data["model"]["tiny"].update(hidden_size=64, intermediate_size=128, layers=2)
+    data["evaluate"]["general"].update(n=8, max_new_tokens=16)
     path.write_text(yaml.safe_dump(data))
     sweep, sp = load_sweep(path)
     outcome = run_sweep(sweep, sp)
