@@ -95,3 +95,49 @@ def test_an_unreadable_proxy_stops_the_run_before_anything_starts(write_sweep, t
     res = CliRunner().invoke(app, ["run", str(path)])
     assert res.exit_code == 2 and "search.proxies[0]: " in res.output, res.output
     assert ray.is_initialized() == before and not (tmp_path / "runs").exists()
+
+
+def test_propose_from_an_experiment_reads_its_newest_sweep(tmp_path, sweep_file):
+    """`--from` takes what its help says: a run id or an experiment's name."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    log_sweep(uri, "sftmix-target", points(12), sweep=_sweep_data(sweep_file))
+    out = tmp_path / "p.yaml"
+    res = CliRunner().invoke(app, ["propose", "--from", "sftmix-target", "--n", "3", "--out",
+                                   str(out), "--tracking-uri", uri])
+    assert res.exit_code == 0, res.output
+    assert "12 (+0 proxy)" in res.output
+    assert len(load_sweep(out)[0].search.warm_start) == 3
+
+
+def test_proposals_are_distinct_spread_and_inside_the_score_range(tmp_path, sweep_file):
+    """A batch is not near-copies of one point, and no predicted interval runs past [0, 1]."""
+    import re
+
+    import numpy as np
+
+    from sftmix_ray.analysis.surrogate import Encoder
+    from sftmix_ray.config.space import SearchSpace
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    target = log_sweep(uri, "sftmix-target", points(12), sweep=_sweep_data(sweep_file))
+    out = tmp_path / "p.yaml"
+    res = CliRunner().invoke(app, ["propose", "--from", target, "--n", "4", "--out", str(out),
+                                   "--tracking-uri", uri])
+    assert res.exit_code == 0, res.output
+    for low, high in re.findall(r"\[(-?[\d.]+), (-?[\d.]+)\]", res.output):
+        assert 0.0 <= float(low) <= float(high) <= 1.0, res.output
+    batch = load_sweep(out)[0].search.warm_start
+    X = Encoder(SearchSpace.model_validate(SPACE)).matrix(batch)
+    gaps = [np.linalg.norm(X[i] - X[j]) for i in range(4) for j in range(i + 1, 4)]
+    assert min(gaps) > 0.1, (gaps, batch)
+
+
+def test_a_surrogate_no_better_than_the_mean_explores():
+    from sftmix_ray.search.proposal_file import exploring
+
+    knows = {"cv_rmse": 0.05, "data_std": 0.2}
+    blind = {"cv_rmse": 0.25, "data_std": 0.2}
+    assert exploring({"math": knows, "code": knows}, 4) == 0
+    assert exploring({"math": knows, "code": blind}, 4) == 2
+    assert exploring({"math": blind, "code": blind}, 4) == 4
+    assert exploring({"math": {"cv_rmse": None, "data_std": None}}, 3) == 3
