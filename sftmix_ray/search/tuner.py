@@ -22,7 +22,7 @@ from ..tracking.queue import TrackingOutage, TrackingQueue
 from ..tracking.store import experiment_name, resolve_uri
 from ..tracking.sweep import SweepTracker
 from ..tracking.trials import MLflowTrialCallback
-from ..train.lab_base import ensure_lab_base
+from ..train.lab_base import ensure_lab_base, lab_base_cached
 from .answer import QUEUE_FILE, SweepOutcome, answer_when_reachable, answered, finished_answer
 from .prior import load_prior
 from .runtime import ensure_ray, trial_capacity
@@ -65,7 +65,8 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     cache = cache_root(sweep.storage, sweep.cache_dir)
     say = _announcer(console)
     prepared, eval_sets = _prepare(sweep, space, cache, say)
-    base = _lab_base(sweep, prepared, cache, say) if trial_fn is None else None  # stand-ins: none
+    base = _lab_base(sweep, prepared, cache, say, address, quiet_ray) if trial_fn is None \
+        else None  # a stand-in trainable (the scale benchmark's) fine-tunes nothing
     tracker = SweepTracker(resolve_uri(sweep.tracking.uri), experiment_name(sweep), sweep.name,
                            tags={"sftmix.data_key": prepared.key,
                                  "sftmix.base_model": base.key if base else "none",
@@ -131,14 +132,27 @@ def _deliver(sweep, tracker, exp_dir: Path, say) -> None:
                              f"run `sftmix resume` with this sweep file once it is back")
 
 
-def _lab_base(sweep, prepared, cache, say):
-    """The lab base model the trials start from (built now if the cache lacks it), or None. A
-    stand-in trainable (the scale benchmark's surrogate) trains nothing, so it gets none."""
-    base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say)
-    if base is not None:
-        how = "built" if base.built else "from the cache, built"
-        say(f"lab base model {base.key}: {how} in {base.info['seconds']:.0f}s on "
-            f"{base.info['tokens']:,} tokens of lab web text")
+def _lab_base(sweep, prepared, cache, say, address=None, quiet_ray=True):
+    """The lab base model the trials start from, or None. One that must be built first is
+    built while Ray starts (the build runs in a thread; Ray's processes start beside it), so a
+    fresh clone's first sweep waits for the longer of the two, not for both."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if sweep.model.lab_base is None:
+        return None
+    if lab_base_cached(sweep.model, prepared.tokenizer_dir, cache):
+        base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say)
+    else:
+        say(f"joining Ray at {address}" if address else "starting Ray on this machine "
+            "while the base model builds")
+        with ThreadPoolExecutor(1, thread_name_prefix="lab-base") as pool:
+            building = pool.submit(ensure_lab_base, sweep.model, prepared.tokenizer_dir, cache,
+                                   say=say)
+            ensure_ray(address, quiet=quiet_ray)
+            base = building.result()
+    how = "built" if base.built else "from the cache, built"
+    say(f"lab base model {base.key}: {how} in {base.info['seconds']:.0f}s on "
+        f"{base.info['tokens']:,} tokens of lab web text")
     return base
 
 

@@ -45,6 +45,15 @@ def lab_base_key(model: ModelConfig, tokenizer_dir: str) -> str:
                   length=20)
 
 
+def lab_base_cached(model: ModelConfig, tokenizer_dir: str, cache: str | Path) -> bool:
+    """Whether the cache already holds this base model (False also when there is none to
+    build)."""
+    if model.lab_base is None:
+        return False
+    key = lab_base_key(model, tokenizer_dir)
+    return (Path(cache) / f"lab-base-{key}" / INFO_FILE).is_file()
+
+
 def ensure_lab_base(model: ModelConfig, tokenizer_dir: str, cache: str | Path, *,
                     threads: int | None = None, say=None) -> LabBase | None:
     """The sweep's lab base model from the cache, built first if missing; None when the sweep

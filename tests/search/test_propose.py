@@ -109,27 +109,33 @@ def test_propose_from_an_experiment_reads_its_newest_sweep(tmp_path, sweep_file)
     assert len(load_sweep(out)[0].search.warm_start) == 3
 
 
-def test_proposals_are_distinct_spread_and_inside_the_score_range(tmp_path, sweep_file):
-    """A batch is not near-copies of one point, and no predicted interval runs past [0, 1]."""
-    import re
-
+@pytest.mark.parametrize("n_points,seed", [(4, 0), (8, 2)])
+def test_proposals_are_distinct_spread_and_inside_the_score_range(n_points, seed):
+    """A batch is not near-copies of one point (the quickstart's three proposals differed in
+    amount only), and no predicted interval runs past [0, 1]. With the penalty radius at 0.1
+    these landscapes gave batches 0.24 and 0.27 apart and intervals from -0.17 and -0.14."""
     import numpy as np
 
-    from sftmix_ray.analysis.surrogate import Encoder
+    from sftmix_ray.analysis.records import Record
+    from sftmix_ray.analysis.surrogate import Encoder, Surrogate
     from sftmix_ray.config.space import SearchSpace
+    from sftmix_ray.search.proposals import propose
+    from tests.constructed import scores
 
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
-    target = log_sweep(uri, "sftmix-target", points(12), sweep=_sweep_data(sweep_file))
-    out = tmp_path / "p.yaml"
-    res = CliRunner().invoke(app, ["propose", "--from", target, "--n", "4", "--out", str(out),
-                                   "--tracking-uri", uri])
-    assert res.exit_code == 0, res.output
-    for low, high in re.findall(r"\[(-?[\d.]+), (-?[\d.]+)\]", res.output):
-        assert 0.0 <= float(low) <= float(high) <= 1.0, res.output
-    batch = load_sweep(out)[0].search.warm_start
-    X = Encoder(SearchSpace.model_validate(SPACE)).matrix(batch)
+    space = SearchSpace.model_validate(SPACE)
+    objectives = {"math": "max", "code": "max", "general": "max"}
+    records = [Record(p, scores(p), 1.0, run_id=str(i))
+               for i, p in enumerate(points(n_points, seed=seed))]
+    measured = np.array([[r.values[o] for o in objectives] for r in records])
+    batch = propose(Surrogate(space, list(objectives), records), space, objectives, 4,
+                    measured=measured, seed=0)
+    X = Encoder(space).matrix([p.point for p in batch])
     gaps = [np.linalg.norm(X[i] - X[j]) for i in range(4) for j in range(i + 1, 4)]
-    assert min(gaps) > 0.1, (gaps, batch)
+    assert len(batch) == 4 and min(gaps) > 0.5, gaps
+    for p in batch:
+        for o in objectives:
+            low, high = p.interval(o)
+            assert 0.0 <= low <= p.mean[o] <= high <= 1.0, (o, low, p.mean[o], high)
 
 
 def test_a_surrogate_no_better_than_the_mean_explores():
