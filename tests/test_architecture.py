@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sftmix_ray"
 
 # Bottom to top. A room may import its own modules and any room listed before it.
 LAYERS = [
-    {"digests", "atomic", "storage", "redact"},  # helpers
+    {"digests", "atomic", "storage", "redact", "progress"},  # helpers
     {"config"},                        # typed sweep, space and trial point; loading
     {"data"},                          # sources → tokens (cached), mixture arithmetic
     {"plan"},                          # strategy → stages, the data manifest

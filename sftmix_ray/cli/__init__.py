@@ -287,11 +287,24 @@ def print_answer(outcome, objectives: list[str]) -> None:
     console.print(f"Pareto front: {len(outcome.front)} of {len(outcome.rows)} trials. "
                   f"MLflow: parent run {outcome.parent_run_id} in experiment "
                   f"{outcome.experiment_id} at {outcome.tracking_uri}", highlight=False)
-    console.print(f"Browse: mlflow ui --backend-store-uri {outcome.tracking_uri} → experiment "
-                  f"{outcome.experiment_name!r}, view 'Model training' (filter "
-                  f'tags.pareto_front = "true" for the front)', highlight=False)
-    console.print(f"Report: sftmix report --sweep {outcome.parent_run_id} --tracking-uri "
-                  f"{outcome.tracking_uri}", highlight=False)
+    print_next_steps(outcome.parent_run_id, outcome.experiment_name, outcome.tracking_uri)
+
+
+def print_next_steps(run_id: str, experiment: str, uri: str) -> None:
+    """The commands to run next, each whole on its own line (never wrapped, so a pasted line
+    is the command): the follow-the-user test runs every `sftmix` line printed here."""
+    steps = [("Report", f"sftmix report --sweep {run_id} --tracking-uri {uri}"),
+             ("Front by the 95% lower bounds",
+              f"sftmix pareto --sweep {run_id} --by lower --tracking-uri {uri}"),
+             ("Propose the next mixtures", f"sftmix propose --from {run_id} --tracking-uri {uri}"),
+             ("Browse", f"mlflow ui --backend-store-uri {uri}")]
+    console.print("Next:", highlight=False)
+    for what, command in steps:
+        console.print(f"  {what}:", highlight=False)
+        console.print(f"    {command}", highlight=False, soft_wrap=True)
+    console.print(f"  In the UI: experiment {experiment!r}, view 'Model training'; filter "
+                  f'tags.pareto_front = "true" for the front, the parent run holds front.png',
+                  highlight=False)
 
 
 def main() -> None:

@@ -53,5 +53,6 @@ def propose(sources: list[str] = typer.Option(..., "--from", help="a finished sw
     console.print(table)
     for i, p in enumerate(result.proposals, 1):
         console.print(f"{i}. {describe(p, names)}", highlight=False)
-    console.print(f"written: {result.sweep_file} (search.warm_start holds the {n} proposals); "
-                  f"run it with: sftmix run {result.sweep_file}", highlight=False)
+    console.print(f"written: {result.sweep_file} (search.warm_start holds the "
+                  f"{len(result.proposals)} proposals); run it with:", highlight=False)
+    console.print(f"    sftmix run {result.sweep_file}", highlight=False, soft_wrap=True)

@@ -50,18 +50,20 @@ class TrialPoint(Strict):
                 if getattr(self, k) is not None}
 
     def describe(self) -> str:
-        """A short human label for the mixture, for progress lines and tables."""
+        """A short human label for the mixture, for progress lines, tables and run
+        descriptions: shares as percentages, amounts as sample counts, so a share is never
+        read as a score (`33% math · 48% code · 19% general, 1,216 samples`)."""
         if self.fractions is not None:
-            return " ".join(f"{d}={_fraction(v)}" for d, v in self.fractions.items()) + \
-                " (fractions)"
+            return "fractions of each domain: " + " · ".join(
+                f"{_fraction(v)} {d}" for d, v in self.fractions.items())
         if self.counts is not None:
-            return " ".join(f"{d}={int(v)}" for d, v in self.counts.items()) + " (counts)"
-        ratio = " ".join(f"{d}={v:.2f}" for d, v in (self.ratio or {}).items())
-        return f"n={self.amount} {ratio}"
+            return " · ".join(f"{int(v):,} {d}" for d, v in self.counts.items()) + " samples"
+        ratio = " · ".join(f"{v:.0%} {d}" for d, v in (self.ratio or {}).items())
+        return f"{ratio}, {self.amount:,} samples" if self.amount is not None else ratio
 
     def settings(self) -> str:
         """What else the point fixes beyond its mixture: k, order, hyperparameters, seed."""
-        out = f" k={self.k:g}" if self.k is not None else ""
+        out = f" k={_fraction(self.k)}" if self.k is not None else ""
         if self.order:
             out += f" order={'>'.join(self.order)}"
         out += "".join(f" {n}={v:g}" for n, v in (self.train or {}).items())

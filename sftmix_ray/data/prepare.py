@@ -17,6 +17,7 @@ from pathlib import Path
 from ..atomic import publish_dir, write_atomic
 from ..config.presets import LAB_DEFAULT_POOL, LAB_FORMATS
 from ..digests import digest, file_digest
+from ..progress import Bar
 from . import lab, lab_web
 from .formats import SKIP_REASONS, MalformedRow, to_messages
 from .template import template_for
@@ -252,32 +253,41 @@ def prepare(sweep, cache_root: str | Path) -> PreparedData:
     tok_key = tok_dir.name.removeprefix("tokenizer-")
 
     domains, built = {}, []
-    for name, src in sources.items():
-        if src.fingerprint is None:
-            src.rows()
-        spec = {"v": CACHE_VERSION, "fingerprint": src.fingerprint, "format": src.format,
-                "tokenizer": tok_key, "template": template.spec(),
-                "max_length": sweep.train.max_length, "overlong": src.dom.overlong}
-        key = digest(spec)
-        arrays, meta = cache / f"tokens-{key}", cache / f"tokens-{key}.json"
-        if not meta.is_file():
-            convs, skipped = src.conversations()
-            td, over_long = tokenize_conversations(convs, tokenizer, template,
-                                                   sweep.train.max_length, src.dom.overlong)
-            skipped["over_long"] += len(over_long)
-            info = {"key": key, "fingerprint": src.fingerprint, "format": src.format,
-                    "source": src.dom.source, "rows": len(src.rows()), "size": len(td),
-                    "tokens": int(td.offsets[-1]), "trainable_tokens": int(td.trainable.sum()),
-                    "truncated": int(td.truncated.sum()),
-                    "skipped": {r: skipped.get(r, 0) for r in SKIP_REASONS}}
-            with tempfile.TemporaryDirectory(dir=cache) as tmp:
-                td.save(Path(tmp) / "arrays")
-                publish_dir(Path(tmp) / "arrays", arrays)
-            write_atomic(meta, json.dumps(info, indent=1))  # last: marks the entry complete
-            built.append(name)
-        info = json.loads(meta.read_text())
-        domains[name] = {**info, "path": str(arrays), "upsample": src.dom.upsample}
-
+    with Bar("preparing data", total=len(sources), unit="domains") as bar:
+        for name, src in sources.items():
+            bar.update(0, domain=name)
+            domains[name] = _domain(name, src, sweep, cache, tokenizer, template, tok_key, built)
+            bar.update(1, domain=name)
     key = digest({"domains": {n: d["key"] for n, d in domains.items()}, "tokenizer": tok_key})
     return PreparedData(root=str(cache), key=key, tokenizer_dir=str(tok_dir),
                         template=template.spec(), domains=domains, built=built)
+
+
+def _domain(name: str, src, sweep, cache: Path, tokenizer, template, tok_key: str,
+            built: list[str]) -> dict:
+    """One domain's tokenized arrays from the cache, tokenized first if missing (its name then
+    joins `built`)."""
+    if src.fingerprint is None:
+        src.rows()
+    spec = {"v": CACHE_VERSION, "fingerprint": src.fingerprint, "format": src.format,
+            "tokenizer": tok_key, "template": template.spec(),
+            "max_length": sweep.train.max_length, "overlong": src.dom.overlong}
+    key = digest(spec)
+    arrays, meta = cache / f"tokens-{key}", cache / f"tokens-{key}.json"
+    if not meta.is_file():
+        convs, skipped = src.conversations()
+        td, over_long = tokenize_conversations(convs, tokenizer, template,
+                                               sweep.train.max_length, src.dom.overlong)
+        skipped["over_long"] += len(over_long)
+        info = {"key": key, "fingerprint": src.fingerprint, "format": src.format,
+                "source": src.dom.source, "rows": len(src.rows()), "size": len(td),
+                "tokens": int(td.offsets[-1]), "trainable_tokens": int(td.trainable.sum()),
+                "truncated": int(td.truncated.sum()),
+                "skipped": {r: skipped.get(r, 0) for r in SKIP_REASONS}}
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            td.save(Path(tmp) / "arrays")
+            publish_dir(Path(tmp) / "arrays", arrays)
+        write_atomic(meta, json.dumps(info, indent=1))  # last: marks the entry complete
+        built.append(name)
+    info = json.loads(meta.read_text())
+    return {**info, "path": str(arrays), "upsample": src.dom.upsample}

@@ -53,6 +53,48 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
         (out_dir / f"{key}.png").write_bytes(buf.getvalue())
         images[key] = base64.b64encode(buf.getvalue()).decode()
         plots.plt.close(fig)
+    data_domains = artifact_dict(tracking_uri, parent.run_id, "data_domains.json") if parent \
+        else None
+    context = report_context(
+        rows, runs, objectives, domains,
+        title=f"sftmix report: {parent.name if parent else experiment}",
+        source=f"sweep run {parent.run_id}" if parent else f"experiment {experiment!r}",
+        settings=dict(sorted(parent.params.items())) if parent else {},
+        data_domains=data_domains or {}, images=images,
+        proxy=proxy_lines(tracking_uri, parent, runs, objectives))
+    failed = context["failed"]
+    (out_dir / "report.html").write_text(render_html(context))
+    (out_dir / "report.md").write_text(render_markdown(context))
+    if parent is not None:
+        attach_directory(tracking_uri, parent.run_id, out_dir, "report")
+    return {"rows": len(rows), "failed": len(failed), "figures": sorted(figures),
+            "html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md")}
+
+
+def report_context(rows, runs, objectives: dict[str, str], domains: list[str], *, title: str,
+                   source: str, settings: dict | None = None, data_domains: dict | None = None,
+                   images: dict | None = None, proxy: list[str] = ()) -> dict:
+    """What the HTML and Markdown pages render: the findings, the best per objective and
+    whether the intervals tell it apart, the rows and the failed runs."""
+    sections, strategy_cells = findings_sections(rows, objectives, domains)
+    sections["Proxy vs target"] = list(proxy)
+    return {
+        "title": title, "source": source,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "settings": settings or {}, "objectives": objectives, "rows": rows,
+        "failed": [r for r in runs if r.status != "FINISHED"], "sections": sections,
+        "strategy_cells": strategy_cells,
+        "best": findings.best_per_objective(rows, objectives) if rows else {},
+        "best_told": findings.best_verdicts(rows, objectives),
+        "images": images or {}, "data_domains": data_domains or {}, "domains": domains,
+    }
+
+
+def findings_sections(rows, objectives: dict[str, str], domains: list[str]
+                      ) -> tuple[dict[str, list[str]], dict]:
+    """Every computed finding, titled, and the strategy cells: what a report says of its rows
+    (the property tests hold each claim to the rows)."""
+    names = list(objectives)
     strategy_lines, strategy_cells = findings.strategies(rows, objectives)
     sections = {
         "Floor and ceiling": findings.limits(rows, names),
@@ -67,28 +109,8 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
         "Best per objective": findings.best(rows, objectives),
         "Uncertainty": [findings.uncertainty(rows), findings.intervals_note(rows, names),
                         findings.METHOD],
-        "Proxy vs target": proxy_lines(tracking_uri, parent, runs, objectives),
     }
-    best = findings.best_per_objective(rows, objectives) if rows else {}
-    best_told = findings.best_verdicts(rows, objectives)
-    failed = [r for r in runs if r.status != "FINISHED"]
-    data_domains = artifact_dict(tracking_uri, parent.run_id, "data_domains.json") if parent \
-        else None
-    context = {
-        "title": f"sftmix report: {parent.name if parent else experiment}",
-        "source": f"sweep run {parent.run_id}" if parent else f"experiment {experiment!r}",
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "settings": dict(sorted(parent.params.items())) if parent else {},
-        "objectives": objectives, "rows": rows, "failed": failed, "sections": sections,
-        "strategy_cells": strategy_cells, "best": best, "best_told": best_told,
-        "images": images, "data_domains": data_domains or {}, "domains": domains,
-    }
-    (out_dir / "report.html").write_text(render_html(context))
-    (out_dir / "report.md").write_text(render_markdown(context))
-    if parent is not None:
-        attach_directory(tracking_uri, parent.run_id, out_dir, "report")
-    return {"rows": len(rows), "failed": len(failed), "figures": sorted(figures),
-            "html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md")}
+    return sections, strategy_cells
 
 
 # ---------------------------------------------------------------- rendering

@@ -44,7 +44,8 @@ class ProgressCallback(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result or {}
-        scores = " ".join(f"{o}={r.get(o, float('nan')):.3f}" for o in self.objectives)
+        # "math 0.234": a score, never spelled like a share of the mixture ("33% math")
+        scores = " ".join(f"{o} {r.get(o, float('nan')):.3f}" for o in self.objectives)
         self._line(trial, trials, f"pruned after epoch {r.get(EPOCH)} ({scores})"
                    if is_intermediate(r) else scores)
 

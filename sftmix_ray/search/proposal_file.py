@@ -15,9 +15,9 @@ from ..analysis.surrogate_quality import cross_validate, verdict
 from ..config.load import ConfigError, load_sweep, read_yaml, resolve_relative, validate_data
 from ..config.schema import SweepConfig
 from ..config.space import SearchSpace
-from ..tracking.runs import RunsError, artifact_dict
+from ..tracking.runs import RunsError, artifact_dict, latest_sweep
 from .prior import load_source, source_records
-from .proposals import Proposal, propose
+from .proposals import Proposal, explore, propose
 
 
 @dataclass
@@ -66,11 +66,14 @@ def target_sweep(uri: str, source: str, sweep_file: Path | None
         sweep, space = load_sweep(sweep_file)
         return read_yaml(sweep_file), sweep, space, sweep_file
     parent, _ = load_source(uri, source)
+    if parent is None:  # an experiment: its newest sweep names the sweep file and space
+        parent = latest_sweep(uri, source)
     logged = artifact_dict(uri, parent.run_id, "sweep.json") if parent else None
     space_data = artifact_dict(uri, parent.run_id, "search_space.json") if parent else None
     if logged is None or space_data is None:
-        raise ConfigError("--sweep", [f"--sweep: {source!r} is not a sweep that logged its "
-                                      f"sweep file; give the target sweep with --sweep FILE"])
+        raise ConfigError("--sweep", [f"--sweep: {source!r} is neither a sweep nor an "
+                                      f"experiment holding one that logged its sweep file; "
+                                      f"give the target sweep with --sweep FILE"])
     space = validate_data(SearchSpace, space_data, f"{source}:search_space.json")
     return logged, validate_data(SweepConfig, logged, f"{source}:sweep.json"), space, None
 
@@ -89,9 +92,13 @@ def run_propose(uri: str, sources: list[str], proxies: list[str], n: int, out: P
     surrogate = Surrogate(space, names, records, seed=seed)
     target = [r for r in records if r.fidelity >= 1.0]
     measured = np.array([[r.values[o] for o in names] for r in target]).reshape(-1, len(names))
-    proposals = propose(surrogate, space, objectives, n, measured=measured, constraints=bounds,
-                        seed=seed, exclude={point_key(r.point) for r in target})
     quality = cross_validate(space, names, records, seed=seed)
+    exclude = {point_key(r.point) for r in target}
+    n_explore = exploring(quality, n)
+    proposals = propose(surrogate, space, objectives, n - n_explore, measured=measured,
+                        constraints=bounds, seed=seed, exclude=exclude)
+    proposals += explore(surrogate, space, objectives, n_explore, seed=seed, exclude=exclude,
+                         avoid=[r.point for r in target] + [p.point for p in proposals])
     write_sweep(data, proposals, out, objectives, sweep_file=given, space=space,
                 constraints=bounds)
     try:
@@ -100,6 +107,17 @@ def run_propose(uri: str, sources: list[str], proxies: list[str], n: int, out: P
         out.unlink()
         raise
     return ProposeResult(proposals, quality, objectives, out, records)
+
+
+def exploring(quality: dict[str, dict], n: int) -> int:
+    """How many of `n` proposals explore instead of exploiting the fit: all of them when the
+    surrogate predicts no ability better than the data's mean (cross-validated), half when
+    some, none when it knows more than the mean for every ability."""
+    blind = [o for o, q in quality.items() if q["cv_rmse"] is None or q["data_std"] is None
+             or q["cv_rmse"] >= q["data_std"]]
+    if len(blind) == len(quality):
+        return n
+    return n // 2 if blind else 0
 
 
 def write_sweep(data: dict, proposals: list[Proposal], out: Path, objectives: dict[str, str], *,

@@ -19,12 +19,16 @@ import numpy as np
 from ..analysis.records import point_key
 from ..analysis.surrogate import Surrogate
 from ..config.point import TrialPoint
+from ..config.schema import ABILITY_NAMES
 from ..config.space import TRAIN_PARAMS, SearchSpace
 from ..pareto import default_reference, hypervolume_of, pareto_mask
 from .sampling import stick_breaking, strategy_points
 
 MC_SAMPLES = 32
-PENALTY_RADIUS = 0.1  # in the encoder's unit coordinates: a share of 0.1 of the simplex
+# In the encoder's unit coordinates: picks closer than about a share of 0.25 of the simplex (or
+# a quarter of the amount range) weigh each other down. At 0.1 a batch of the quickstart came
+# back as three near-copies (code share 0.80–0.86, one k, amounts apart by less than 0.3).
+PENALTY_RADIUS = 0.25
 SHORTLIST = 48  # candidates whose EHVI is estimated (by their optimistic improvement first)
 
 
@@ -38,10 +42,20 @@ class Proposal:
     feasible: float = 1.0  # probability that the constraints hold
     why: str = ""
     extra: dict = field(default_factory=dict)
+    # objective -> (lowest, highest) a score can be: abilities are in [0, 1]
+    limits: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def interval(self, objective: str) -> tuple[float, float]:
+        """The 95% predictive interval, clipped to the score's range (a GP's normal runs past
+        it: code 0.959 [0.161, 1.756] said nothing the range did not)."""
         m, s = self.mean[objective], self.std[objective]
-        return m - 1.96 * s, m + 1.96 * s
+        lo, hi = self.limits.get(objective, (-math.inf, math.inf))
+        return max(m - 1.96 * s, lo), min(m + 1.96 * s, hi)
+
+
+def score_limits(objectives) -> dict[str, tuple[float, float]]:
+    """The range of each objective that is an ability score (a rate or an F1): [0, 1]."""
+    return {o: (0.0, 1.0) for o in objectives if o in ABILITY_NAMES}
 
 
 def random_points(space: SearchSpace, n: int, rng: np.random.Generator) -> list[dict]:
@@ -146,26 +160,70 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
     chosen: list[Proposal] = []
     front = known[pareto_mask(known, [True] * len(names))] if len(known) else known
     X, spread = surrogate.encoder.matrix(pool), np.ones(len(pool))
+    keys = [point_key(p) for p in pool]
     for _ in range(min(n, len(pool))):
         weight = feasible * spread
         optimistic = _hvi(m + 2 * s, front, ref) * weight
-        short = [i for i in np.argsort(-optimistic)[:SHORTLIST] if i not in
-                 {c.extra["index"] for c in chosen}]
+        short = [i for i in np.argsort(-optimistic, kind="stable") if spread[i] > 0][:SHORTLIST]
+        if not short:  # every candidate is a point already picked
+            break
         ehvi = np.array([np.mean(_hvi(m[i] + s[i] * z, front, ref)) for i in short])
         ehvi = ehvi * weight[short]
-        pick = short[int(np.argmax(ehvi))] if len(short) else 0
-        gain = float(ehvi.max()) if len(short) else 0.0
+        pick = short[int(np.argmax(ehvi))] if ehvi.max() > 0 else \
+            short[int(np.argmax(spread[short] * (1 + s[short].sum(axis=1))))]
+        gain = float(ehvi.max())
         at_mean = float(_hvi(m[pick:pick + 1], front, ref)[0])
         why = "exploitation" if gain > 0 and at_mean >= 0.5 * gain else "exploration"
-        chosen.append(Proposal(pool[pick], dict(zip(names, mean[pick].tolist())),
+        chosen.append(Proposal(pool[pick], _clipped(names, mean[pick]),
                                dict(zip(names, std[pick].tolist())), gain, at_mean,
-                               float(feasible[pick]), why, {"index": pick}))
+                               float(feasible[pick]), why, {"index": pick},
+                               score_limits(names)))
         front = np.vstack([front, m[pick]])  # kriging believer: the mean, as if measured
         front = front[pareto_mask(front, [True] * len(names))]
         # Local penalisation: the believer lowers no one's uncertainty, so without it a batch
         # piles up around one uncertain spot; candidates near a pick are weighed down.
         spread *= 1 - np.exp(-np.sum((X - X[pick]) ** 2, axis=1) / (2 * PENALTY_RADIUS ** 2))
+        # and never the same point twice, at the resolution a point is told apart by
+        spread[[i for i, p in enumerate(keys) if p == keys[pick]]] = 0.0
     return chosen
+
+
+def explore(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str], n: int, *,
+            avoid: list[dict], candidates: int = 1024, seed: int = 0,
+            exclude: set | None = None) -> list[Proposal]:
+    """`n` points chosen to teach the surrogate, not to push the front: where it predicts no
+    better than the data's mean, its EHVI ranks noise. Greedy maximin over random candidates:
+    each pick is the candidate farthest (in the encoder's coordinates) from every trial so far
+    and every pick before it, so the batch spreads over the space it has not seen."""
+    rng = np.random.default_rng(seed + 7919)
+    seen = set(exclude or ()) | {point_key(p) for p in avoid}
+    pool = [p for p in random_points(space, candidates, rng) if point_key(p) not in seen]
+    if not pool or n <= 0:
+        return []
+    names = list(objectives)
+    X = surrogate.encoder.matrix(pool)
+    taken = surrogate.encoder.matrix(avoid)
+    far = np.min(((X[:, None, :] - taken[None, :, :]) ** 2).sum(axis=2), axis=1) if len(avoid) \
+        else np.full(len(pool), np.inf)
+    mean, std = surrogate.predict(pool)
+    out = []
+    for _ in range(min(n, len(pool))):
+        pick = int(np.argmax(far))
+        if far[pick] <= 0:  # nothing left that is not a point already tried or picked
+            break
+        out.append(Proposal(pool[pick], _clipped(names, mean[pick]),
+                            dict(zip(names, std[pick].tolist())), 0.0, 0.0, 1.0,
+                            "exploration: the surrogate predicts no better than the mean here, "
+                            "so this point is the farthest from every trial",
+                            {"index": pick}, score_limits(names)))
+        far = np.minimum(far, ((X - X[pick]) ** 2).sum(axis=1))
+    return out
+
+
+def _clipped(names: list[str], values) -> dict[str, float]:
+    limits = score_limits(names)
+    return {o: float(np.clip(v, *limits.get(o, (-np.inf, np.inf))))
+            for o, v in zip(names, values)}
 
 
 def _best_points(surrogate: Surrogate, names: list[str], maximize: list[bool]) -> list[dict]:

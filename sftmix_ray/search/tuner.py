@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..analysis.front import analyze
 from ..config.checks import size_problems
 from ..config.load import ConfigError
 from ..config.point import POINT_KEY
@@ -20,34 +18,21 @@ from ..data.prepare import prepare
 from ..data.sizes import sizes_after_preparing
 from ..evaluate.sets import prepare_eval_sets
 from ..storage import cache_root, experiment_location, is_uri, state_dir, storage_root, uri_exists
-from ..tracking.front import record_front
 from ..tracking.queue import TrackingOutage, TrackingQueue
-from ..tracking.runs import load_runs
 from ..tracking.store import experiment_name, resolve_uri
-from ..tracking.sweep import SweepTracker, answer_rows
+from ..tracking.sweep import SweepTracker
 from ..tracking.trials import MLflowTrialCallback
-from ..train.lab_base import ensure_lab_base
+from ..train.lab_base import ensure_lab_base, lab_base_cached
+from .answer import QUEUE_FILE, SweepOutcome, answer_when_reachable, answered, finished_answer
 from .prior import load_prior
 from .runtime import capacity_problem, ensure_ray, trial_capacity
 from .sampling import grid_points
 from .searcher import build_searcher
-from .study import close_orphans, study_storage
+from .study import study_storage
 from .trial import run_trial
 
 TRIAL_DRIVER_CPU = 0.01  # the trial function only waits on its TorchTrainer
 STATE_FILE = "sftmix_sweep.json"
-QUEUE_FILE = "mlflow_queue.jsonl"  # MLflow writes waiting for the tracking server
-
-
-@dataclass
-class SweepOutcome:
-    parent_run_id: str
-    experiment_id: str
-    tracking_uri: str
-    rows: list[dict] = field(default_factory=list)  # one per trial
-    front: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    experiment_name: str = ""
 
 
 class ResumeError(ValueError):
@@ -63,14 +48,15 @@ def planned_trials(sweep: SweepConfig, space: SearchSpace) -> int:
 def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = None,
               console=None, quiet_ray: bool = True, resume: bool = False,
               trial_fn=None) -> SweepOutcome:
-    """Run a sweep, or (resume=True) bring back one whose driver died and complete it: the Tune
-    experiment, the Optuna study and the MLflow parent run all continue where they were.
-    `trial_fn` replaces the trainable (`run_trial`, same signature): the scale benchmark runs
-    the real orchestration around a trial that only evaluates a landscape."""
+    """Run a sweep, or (resume=True) complete one whose driver died: the Tune experiment, the
+    Optuna study and the MLflow parent run go on (a finished sweep: its answer, nothing run).
+    `trial_fn` replaces the trainable (`run_trial`): the scale benchmark's landscape trial."""
     t0 = time.time()
     experiment = experiment_location(sweep.storage, sweep.name)  # a path or a URI
     exp_dir = state_dir(sweep.storage, sweep.cache_dir, sweep.name)  # the driver's own files
     state = _resume_state(experiment, exp_dir, sweep) if resume else None
+    if state is not None and answered(state, exp_dir):
+        return finished_answer(sweep, state, t0, _announcer(console))
     # Proxy sweeps are read first: one that cannot be read stops the sweep before anything
     # is prepared or launched. A resumed searcher has its own.
     prior = load_prior(sweep) if not resume else []
@@ -78,15 +64,9 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
         _keep_earlier_run_aside(sweep, experiment, exp_dir, console)
     cache = cache_root(sweep.storage, sweep.cache_dir)
     say = _announcer(console)
-    say(f"preparing data: {len(sweep.domains)} domains and the evaluation sets "
-        f"(tokenized once, then cached under {cache})")
-    prepared, eval_sets = prepare(sweep, cache), prepare_eval_sets(sweep.evaluate, cache)
-    say(f"data ready: {', '.join(prepared.built) or 'nothing'} tokenized, "
-        f"{len(prepared.domains) - len(prepared.built)} from the cache")
-    too_large = size_problems(space, sweep, sizes_after_preparing(prepared))
-    if too_large:  # before any record or Ray: hub domains are sized only now
-        raise ConfigError(sweep.name, too_large)
-    base = _lab_base(sweep, prepared, cache, say) if trial_fn is None else None  # stand-ins: none
+    prepared, eval_sets = _prepare(sweep, space, cache, say)
+    base = _lab_base(sweep, prepared, cache, say, address, quiet_ray) if trial_fn is None \
+        else None  # a stand-in trainable (the scale benchmark's) fine-tunes nothing
     tracker = SweepTracker(resolve_uri(sweep.tracking.uri), experiment_name(sweep), sweep.name,
                            tags={"sftmix.data_key": prepared.key,
                                  "sftmix.base_model": base.key if base else "none",
@@ -111,7 +91,7 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
             _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir, console, prior)
         tuner.fit()
         _deliver(sweep, tracker, exp_dir, say)
-        outcome = _answer_when_reachable(sweep, tracker, sweep_params, exp_dir, t0, say)
+        outcome = answer_when_reachable(sweep, tracker, sweep_params, exp_dir, t0, say)
         status = None  # finished inside the answer
         return outcome
     except TrackingOutage:
@@ -120,6 +100,20 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     finally:
         if status is not None:
             tracker.finish(status)
+
+
+def _prepare(sweep, space, cache, say):
+    """The tokenized domains and the evaluation sets (each built once, then cached), checked
+    against the mixtures before any record or Ray: hub domains are sized only now."""
+    say(f"preparing data: {len(sweep.domains)} domains and the evaluation sets "
+        f"(tokenized once, then cached under {cache})")
+    prepared, eval_sets = prepare(sweep, cache), prepare_eval_sets(sweep.evaluate, cache)
+    say(f"data ready: {', '.join(prepared.built) or 'nothing'} tokenized, "
+        f"{len(prepared.domains) - len(prepared.built)} from the cache")
+    too_large = size_problems(space, sweep, sizes_after_preparing(prepared))
+    if too_large:
+        raise ConfigError(sweep.name, too_large)
+    return prepared, eval_sets
 
 
 def _deliver(sweep, tracker, exp_dir: Path, say) -> None:
@@ -138,14 +132,27 @@ def _deliver(sweep, tracker, exp_dir: Path, say) -> None:
                              f"run `sftmix resume` with this sweep file once it is back")
 
 
-def _lab_base(sweep, prepared, cache, say):
-    """The lab base model the trials start from (built now if the cache lacks it), or None. A
-    stand-in trainable (the scale benchmark's surrogate) trains nothing, so it gets none."""
-    base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say)
-    if base is not None:
-        how = "built" if base.built else "from the cache, built"
-        say(f"lab base model {base.key}: {how} in {base.info['seconds']:.0f}s on "
-            f"{base.info['tokens']:,} tokens of lab web text")
+def _lab_base(sweep, prepared, cache, say, address=None, quiet_ray=True):
+    """The lab base model the trials start from, or None. One that must be built first is
+    built while Ray starts (the build runs in a thread; Ray's processes start beside it), so a
+    fresh clone's first sweep waits for the longer of the two, not for both."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if sweep.model.lab_base is None:
+        return None
+    if lab_base_cached(sweep.model, prepared.tokenizer_dir, cache):
+        base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say)
+    else:
+        say(f"joining Ray at {address}" if address else "starting Ray on this machine "
+            "while the base model builds")
+        with ThreadPoolExecutor(1, thread_name_prefix="lab-base") as pool:
+            building = pool.submit(ensure_lab_base, sweep.model, prepared.tokenizer_dir, cache,
+                                   say=say)
+            ensure_ray(address, quiet=quiet_ray)
+            base = building.result()
+    how = "built" if base.built else "from the cache, built"
+    say(f"lab base model {base.key}: {how} in {base.info['seconds']:.0f}s on "
+        f"{base.info['tokens']:,} tokens of lab web text")
     return base
 
 
@@ -238,54 +245,6 @@ def _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir: Path, co
         run_config=tune.RunConfig(name=sweep.name, storage_path=storage_root(sweep.storage),
                                   verbose=0, callbacks=callbacks,
                                   failure_config=tune.FailureConfig(max_failures=0)))
-
-
-def _answer_when_reachable(sweep, tracker, sweep_params, exp_dir, t0, say) -> SweepOutcome:
-    """The answer, read and written while the tracking server may still blip (its database
-    restarting answers 503): every step of it can be repeated, so it is, for up to
-    `tracking.outage_wait_s`; past that the sweep's records are whole and `sftmix resume`
-    answers it."""
-    import tenacity
-    from mlflow.exceptions import MlflowException
-
-    from ..tracking.queue import is_permanent
-
-    def answer():
-        outcome = _answer(sweep, tracker, sweep_params, exp_dir, t0)
-        tracker.finish("FINISHED")
-        return outcome
-
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(
-            lambda e: isinstance(e, MlflowException) and not is_permanent(e)),
-        wait=tenacity.wait_fixed(5), stop=tenacity.stop_after_delay(sweep.tracking.outage_wait_s),
-        before_sleep=lambda state: say("WARNING: the MLflow tracking server does not answer "
-                                       "the sweep's answer yet; retrying in 5s"), reraise=True)
-    try:
-        return retrying(answer)
-    except MlflowException as err:
-        if is_permanent(err):
-            raise
-        raise TrackingOutage(f"the MLflow tracking server did not answer for "
-                             f"{sweep.tracking.outage_wait_s:.0f}s; every trial's records are "
-                             f"kept: run `sftmix resume` with this sweep file once it is back") \
-            from None
-
-
-def _answer(sweep, tracker, sweep_params, exp_dir: Path, t0: float) -> SweepOutcome:
-    """Close what a dead driver left open, then read every trial back from MLflow (a resumed
-    sweep's answer covers the trials before the restart) and record the front."""
-    MLflowTrialCallback(tracker, sweep_params, None).close_orphans()
-    if sweep.search.algorithm != "grid":
-        close_orphans(sweep.name, study_storage(sweep.search, exp_dir))
-    objectives = dict(sweep.search.objectives)
-    _, runs = load_runs(tracker.uri, sweep=tracker.parent_id)
-    analysis = analyze(runs, objectives)
-    record_front(tracker.uri, analysis, runs, tracker.parent_id)
-    rows = answer_rows(runs, analysis, list(objectives))
-    front = [r for r in rows if r["pareto_front"]]
-    return SweepOutcome(tracker.parent_id, tracker.experiment_id, tracker.uri, rows, front,
-                        time.time() - t0, experiment_name(sweep))
 
 
 def _keep_earlier_run_aside(sweep, experiment: str, exp_dir: Path, console) -> None:

@@ -52,6 +52,18 @@ def load_runs(tracking_uri: str, *, sweep: str | None = None,
     return None, sorted((r for r in runs if r.run_id not in parents), key=lambda r: r.name)
 
 
+def latest_sweep(tracking_uri: str, experiment: str) -> Run | None:
+    """The newest sweep parent run of an experiment (tag sftmix.kind = sweep), or None: what
+    `--from EXPERIMENT` reads the sweep file and space from."""
+    client = client_for(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    found = client.search_runs([exp.experiment_id], filter_string="tags.`sftmix.kind` = 'sweep'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    return _convert(found[0]) if found else None
+
+
 def artifact_dict(tracking_uri: str, run_id: str, path: str) -> dict | None:
     """A JSON artifact of a run, or None (an experiment not made by sftmix has none)."""
     import os

@@ -22,6 +22,7 @@ from ..config.model import ModelConfig
 from ..config.schema import TrainConfig
 from ..data import lab, lab_web
 from ..digests import digest, file_digest
+from ..progress import Bar
 
 BASE_VERSION = 1
 INFO_FILE = "lab_base.json"
@@ -42,6 +43,15 @@ def lab_base_key(model: ModelConfig, tokenizer_dir: str) -> str:
                    "tokenizer": Path(tokenizer_dir).name,
                    "code": [file_digest(Path(lab.__file__)), file_digest(Path(lab_web.__file__))]},
                   length=20)
+
+
+def lab_base_cached(model: ModelConfig, tokenizer_dir: str, cache: str | Path) -> bool:
+    """Whether the cache already holds this base model (False also when there is none to
+    build)."""
+    if model.lab_base is None:
+        return False
+    key = lab_base_key(model, tokenizer_dir)
+    return (Path(cache) / f"lab-base-{key}" / INFO_FILE).is_file()
 
 
 def ensure_lab_base(model: ModelConfig, tokenizer_dir: str, cache: str | Path, *,
@@ -84,8 +94,14 @@ def build_lab_base(model: ModelConfig, tokenizer_dir: str, out: Path, *,
                      max_length=model.tiny.max_positions, seed=cfg.seed)
     net = build_model(model, len(tok), tok, cfg.seed)
     t0 = time.perf_counter()
-    record = train_stage(net, StageData("pretrain", samples, cfg.epochs), hp, tok.pad_token_id,
-                         index=0)
+    with Bar("lab base model", total=None, unit="steps") as bar:
+        def on_step(step: int, total: int, loss) -> None:
+            if bar.enabled:  # reading the loss back costs a sync: only for a bar shown
+                bar.set_total(total)
+                bar.update(1, loss=float(loss))
+
+        record = train_stage(net, StageData("pretrain", samples, cfg.epochs), hp,
+                             tok.pad_token_id, index=0, on_step=on_step)
     seconds = time.perf_counter() - t0
     from transformers.utils import logging as hf_logging
 

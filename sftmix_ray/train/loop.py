@@ -220,7 +220,7 @@ def ahead(plan, make):
 
 def train_stage(model, stage: StageData, hp: TrainConfig, pad_id: int, *, index: int,
                 rank: int = 0, world: int = 1, device=None, autocast_dtype=None,
-                on_epoch_end=None, speed=None) -> dict:
+                on_epoch_end=None, speed=None, on_step=None) -> dict:
     """One stage as its own fine-tuning run: a fresh AdamW, warmup then cosine, batches drawn
     from a generator seeded by (seed, stage index), and every global RNG seeded from them too
     (rng.seed_stage). A stage therefore depends only on the weights it starts from, which is
@@ -230,7 +230,8 @@ def train_stage(model, stage: StageData, hp: TrainConfig, pad_id: int, *, index:
     options (speed.resolve_speed; default: resolved for `device`). Raises FloatingPointError
     when the loss stops being finite, and a RuntimeError naming the remedies when memory runs
     out. `on_epoch_end(epoch)` is called after each epoch but the last (epochs counted from 1),
-    e.g. to evaluate for pruning."""
+    e.g. to evaluate for pruning. `on_step(step, total_steps, loss)` after each optimizer
+    step (the micro-batch's loss tensor, not read back here): the lab base build's progress."""
     import torch
 
     from .rng import seed_stage
@@ -266,6 +267,8 @@ def train_stage(model, stage: StageData, hp: TrainConfig, pad_id: int, *, index:
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
+            if on_step is not None:
+                on_step(step, total_steps, loss)
         if on_epoch_end is not None and i in epoch_ends and i + 1 < len(plan):
             on_epoch_end(epoch_ends[i])
             model.train()

@@ -28,13 +28,14 @@ def test_the_wire_form_round_trips_and_leaves_out_what_is_unset():
 def test_labels_and_mlflow_params():
     p = TrialPoint(strategy="sequential", order=["code", "math"], ratio={"math": 0.25,
                    "code": 0.75}, amount=40, train={"lr": 5e-4}, seed=1)
-    assert p.describe() == "n=40 math=0.25 code=0.75"
+    assert p.describe() == "25% math · 75% code, 40 samples"
     assert p.settings() == " order=code>math lr=0.0005 seed=1"
     assert p.flat_params() == {"ratio.math": 0.25, "ratio.code": 0.75, "mixture": "ratio",
                                "amount": 40, "strategy": "sequential", "order": "code>math",
                                "train.lr": 5e-4, "seed": 1}
     f = TrialPoint(strategy="dmt", k=0.0625, fractions={"math": 1.0, "code": 1 / 256})
-    assert f.describe() == "math=1 code=1/256 (fractions)" and f.settings() == " k=0.0625"
+    assert f.describe() == "fractions of each domain: 1 math · 1/256 code" and \
+        f.settings() == " k=1/16"
     assert f.mixture_kind == "fractions" and f.mixture() == {"fractions": f.fractions}
     back = TrialPoint.from_params({k: str(v) for k, v in f.flat_params().items()})
     assert (back.strategy, back.k) == ("dmt", 0.0625)

@@ -29,9 +29,9 @@ def test_a_finished_trial_shows_its_point_and_scores():
     cb.on_trial_start(0, [], t)
     cb.on_trial_complete(0, [], t)
     started, line = buf.getvalue().splitlines()
-    assert started == "… t1 dmt k=0.25 lr=0.001 n=200 math=0.50 code=0.50: training"
-    assert line.startswith("[1/3] t1 dmt k=0.25 lr=0.001 n=200 math=0.50 code=0.50 → ")
-    assert "math=0.500 code=0.125" in line
+    assert started == "… t1 dmt k=1/4 lr=0.001 50% math · 50% code, 200 samples: training"
+    assert line.startswith("[1/3] t1 dmt k=1/4 lr=0.001 50% math · 50% code, 200 samples → ")
+    assert "math 0.500 code 0.125" in line
 
 
 def test_pruned_failed_and_seeded_trials_say_so_and_count_up():
@@ -42,8 +42,9 @@ def test_pruned_failed_and_seeded_trials_say_so_and_count_up():
     cb.on_trial_complete(0, [], pruned)
     cb.on_trial_error(0, [], failed)
     first, second = buf.getvalue().splitlines()
-    assert first.startswith("[1/2] t2 multi_task math=1/4 (fractions) → pruned after epoch 2")
-    assert second.startswith("[2/2] t3 multi_task seed=4 math=10 (counts) → FAILED")
+    assert first.startswith("[1/2] t2 multi_task fractions of each domain: 1/4 math → pruned "
+                            "after epoch 2 (math 0.100 code 0.000)")
+    assert second.startswith("[2/2] t3 multi_task seed=4 10 math samples → FAILED")
 
 
 def test_the_callback_pickles_without_its_console():

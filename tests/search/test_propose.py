@@ -95,3 +95,55 @@ def test_an_unreadable_proxy_stops_the_run_before_anything_starts(write_sweep, t
     res = CliRunner().invoke(app, ["run", str(path)])
     assert res.exit_code == 2 and "search.proxies[0]: " in res.output, res.output
     assert ray.is_initialized() == before and not (tmp_path / "runs").exists()
+
+
+def test_propose_from_an_experiment_reads_its_newest_sweep(tmp_path, sweep_file):
+    """`--from` takes what its help says: a run id or an experiment's name."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    log_sweep(uri, "sftmix-target", points(12), sweep=_sweep_data(sweep_file))
+    out = tmp_path / "p.yaml"
+    res = CliRunner().invoke(app, ["propose", "--from", "sftmix-target", "--n", "3", "--out",
+                                   str(out), "--tracking-uri", uri])
+    assert res.exit_code == 0, res.output
+    assert "12 (+0 proxy)" in res.output
+    assert len(load_sweep(out)[0].search.warm_start) == 3
+
+
+@pytest.mark.parametrize("n_points,seed", [(4, 0), (8, 2)])
+def test_proposals_are_distinct_spread_and_inside_the_score_range(n_points, seed):
+    """A batch is not near-copies of one point (the quickstart's three proposals differed in
+    amount only), and no predicted interval runs past [0, 1]. With the penalty radius at 0.1
+    these landscapes gave batches 0.24 and 0.27 apart and intervals from -0.17 and -0.14."""
+    import numpy as np
+
+    from sftmix_ray.analysis.records import Record
+    from sftmix_ray.analysis.surrogate import Encoder, Surrogate
+    from sftmix_ray.config.space import SearchSpace
+    from sftmix_ray.search.proposals import propose
+    from tests.constructed import scores
+
+    space = SearchSpace.model_validate(SPACE)
+    objectives = {"math": "max", "code": "max", "general": "max"}
+    records = [Record(p, scores(p), 1.0, run_id=str(i))
+               for i, p in enumerate(points(n_points, seed=seed))]
+    measured = np.array([[r.values[o] for o in objectives] for r in records])
+    batch = propose(Surrogate(space, list(objectives), records), space, objectives, 4,
+                    measured=measured, seed=0)
+    X = Encoder(space).matrix([p.point for p in batch])
+    gaps = [np.linalg.norm(X[i] - X[j]) for i in range(4) for j in range(i + 1, 4)]
+    assert len(batch) == 4 and min(gaps) > 0.5, gaps
+    for p in batch:
+        for o in objectives:
+            low, high = p.interval(o)
+            assert 0.0 <= low <= p.mean[o] <= high <= 1.0, (o, low, p.mean[o], high)
+
+
+def test_a_surrogate_no_better_than_the_mean_explores():
+    from sftmix_ray.search.proposal_file import exploring
+
+    knows = {"cv_rmse": 0.05, "data_std": 0.2}
+    blind = {"cv_rmse": 0.25, "data_std": 0.2}
+    assert exploring({"math": knows, "code": knows}, 4) == 0
+    assert exploring({"math": knows, "code": blind}, 4) == 2
+    assert exploring({"math": blind, "code": blind}, 4) == 4
+    assert exploring({"math": {"cv_rmse": None, "data_std": None}}, 3) == 3

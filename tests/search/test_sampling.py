@@ -21,7 +21,7 @@ def test_fraction_grids_cross_the_choices_per_domain():
     assert mixtures == [{"math": 1, "code": 0}, {"math": 1, "code": 1 / 256},
                         {"math": 0.25, "code": 0}, {"math": 0.25, "code": 1 / 256}]
     assert len(points) == 4 * 3  # multi_task + dmt at two k
-    assert points[3].describe() == "math=1 code=1/256 (fractions)"
+    assert points[3].describe() == "fractions of each domain: 1 math · 1/256 code"
 
 
 def test_counts_and_explicit_grids():
