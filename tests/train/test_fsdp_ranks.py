@@ -136,16 +136,43 @@ def _lora(rank: int, tmp: str) -> dict:
             "lora_left": [k for k in merged if "lora" in k]}
 
 
+HANG_TIMEOUT_S = 4
+
+
+def _skipped_gather(rank: int) -> dict:
+    """The shape of the bug the gathers fixed: rank 0 gathers a sharded weight alone while rank 1
+    is elsewhere (alive, not in the collective). The process group's timeout ends it."""
+    import time
+
+    from sftmix_ray.train.model import build_model
+    from sftmix_ray.train.parallel import full, prepare
+
+    core = build_model(SPEC, 64, TOKENS, 0, _hp())
+    prepare(core, core, "fsdp", torch.device("cpu"))
+    if rank != 0:
+        time.sleep(HANG_TIMEOUT_S * 3)  # rank 0's wait must end by its timeout, not by this
+        return {}
+    start = time.monotonic()
+    try:
+        full(core.get_input_embeddings().weight)
+    except Exception as exc:  # gloo's timeout: a named failure instead of a hang
+        return {"error_type": type(exc).__name__, "message": str(exc)[:300],
+                "waited_s": time.monotonic() - start}
+    return {"waited_s": time.monotonic() - start}
+
+
 def _worker(rank: int, port: int, tmp: str, job: str, out) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD,
-                            timeout=datetime.timedelta(seconds=120))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=datetime.timedelta(
+        seconds=HANG_TIMEOUT_S if job == "hang" else 120))
     try:
         if job == "lora":
             result = _lora(rank, tmp)
+        elif job == "hang":
+            result = _skipped_gather(rank)
         else:
             result = {p: _train(p, rank, _hp(), tmp) for p in ("ddp", "fsdp")}
         out.put((rank, result))
@@ -200,3 +227,12 @@ def test_lora_with_gradient_checkpointing_under_fsdp_merges_into_a_plain_model(t
     assert result["lora_left"] == []
     # the merged plain model computes what the sharded LoRA model computed
     assert result["diff"] < 1e-4
+
+
+def test_a_collective_one_rank_skips_fails_by_the_timeout_instead_of_hanging(tmp_path):
+    """What train.collective_timeout_s (Ray's TorchConfig timeout) buys: a rank-0-only gather,
+    the hang this module's tests guard against, ends as a named error after the timeout."""
+    result = _run("hang", tmp_path)[0]
+    assert "message" in result, result  # the gather did not complete: it failed
+    assert "timed out" in result["message"].lower() or "timeout" in result["message"].lower()
+    assert HANG_TIMEOUT_S - 1 <= result["waited_s"] < HANG_TIMEOUT_S * 3
