@@ -20,10 +20,12 @@ def _load(path: Path, overrides: dict | None = None):
     load); exit 2 naming every problem."""
     from ..config.checks import size_problems
     from ..data.sizes import local_file_sizes
+    from ..evaluate.lm_eval_run import lm_eval_problems
 
     try:
         sweep, space = load_sweep(path, overrides)
-        problems = size_problems(space, sweep, local_file_sizes(sweep))
+        problems = size_problems(space, sweep, local_file_sizes(sweep)) + \
+            lm_eval_problems(sweep.evaluate.abilities)
         if problems:
             raise ConfigError(str(path), problems)
         return sweep, space
