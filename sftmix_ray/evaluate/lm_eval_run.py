@@ -35,6 +35,30 @@ def task_manager(abilities: dict, defaults: bool | None = None):
     return TaskManager(include_path=paths, include_defaults=defaults is not False)
 
 
+class LmEvalError(ValueError):
+    """An lm-eval ability that ran but cannot be read (its task reports no such metric)."""
+
+
+TASK_FILES = (".yaml", ".yml", ".py", ".jinja", ".txt", ".json")
+
+
+def tasks_digest(abilities: dict) -> str:
+    """The lm-eval version and the task files the abilities read (the lab's and each
+    include_path's): in the evaluation cache's key, so an edited task YAML is scored again
+    instead of answered from the cache."""
+    from importlib.metadata import version
+
+    from ..digests import digest, file_digest
+
+    roots = [str(LAB_TASKS)] + sorted({a.include_path for a in abilities.values()
+                                       if a.include_path})
+    return digest({"lm_eval": version("lm_eval"),
+                   "files": {f"{i}/{f.relative_to(root)}": file_digest(f)
+                             for i, root in enumerate(map(Path, roots))
+                             for f in sorted(root.rglob("*"))
+                             if f.is_file() and f.suffix in TASK_FILES}})
+
+
 def lm_eval_problems(abilities: dict) -> list[str]:
     """Why the sweep's lm-eval abilities cannot run: the package missing, an include_path that
     is not a directory, or a task lm-eval does not know ('field: problem' lines)."""
@@ -58,6 +82,28 @@ def lm_eval_problems(abilities: dict) -> list[str]:
     return problems
 
 
+def with_bos(tokenizer, prepend_bos: bool):
+    """The tokenizer lm-eval gets. lm-eval leaves BOS to the tokenizer (it encodes with
+    add_special_tokens=True), while sftmix prepends BOS itself in training and generation
+    (data/tokenize.py, evaluate/generate.py): a tokenizer whose post-processor adds none, as the
+    lab's, would show lm-eval prompts without the BOS every trained sequence starts with, and
+    its greedy answers would differ from sftmix's own. Such a tokenizer is copied, the copy
+    adding BOS."""
+    import copy
+
+    bos = tokenizer.bos_token_id
+    if not prepend_bos or bos is None or not hasattr(tokenizer, "backend_tokenizer") or \
+            tokenizer("x", add_special_tokens=True)["input_ids"][:1] == [bos]:
+        return tokenizer
+    from tokenizers.processors import TemplateProcessing
+
+    out = copy.deepcopy(tokenizer)
+    out.backend_tokenizer.post_processor = TemplateProcessing(
+        single=f"{tokenizer.bos_token} $A", pair=f"{tokenizer.bos_token} $A $B:1",
+        special_tokens=[(tokenizer.bos_token, bos)])
+    return out
+
+
 def score_lm_eval(model, tokenizer, abilities: dict, *, prepend_bos: bool = True
                   ) -> tuple[dict, dict]:
     """({name: score, name_stderr: lm-eval's stderr}, {name: per-document records}). lm-eval
@@ -69,6 +115,7 @@ def score_lm_eval(model, tokenizer, abilities: dict, *, prepend_bos: bool = True
     was_training = model.training
     manager = task_manager(abilities)
     scores, records = {}, {}
+    tokenizer = with_bos(tokenizer, prepend_bos)
     try:
         for name, a in abilities.items():
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=a.batch_size,
@@ -88,7 +135,7 @@ def _read(out: dict, a) -> tuple[float, float, list[dict]]:
     metric, filt = a.metric.split(",")
     result = out["results"][a.task]
     if a.metric not in result:
-        raise ValueError(f"lm-eval task {a.task!r} reports no {a.metric!r} (it reports "
+        raise LmEvalError(f"lm-eval task {a.task!r} reports no {a.metric!r} (it reports "
                          f"{', '.join(k for k in result if ',' in k)})")
     stderr = result.get(f"{metric}_stderr,{filt}")
     rows = [s for s in out["samples"][a.task] if s.get("filter") == filt]

@@ -35,6 +35,10 @@ def run_evaluation(model, tokenizer, cfg, eval_sets: dict, template, *, eval_id:
     settings = {"evaluate": cfg.model_dump(mode="json", exclude={"cache", "dtype"}),
                 "eval_sets": eval_id,
                 "template": template.spec(), "abilities": list(abilities)}
+    if cfg.abilities:
+        from .lm_eval_run import tasks_digest
+
+        settings["lm_eval_tasks"] = tasks_digest(cfg.abilities)
     if dtype != "float32":  # float32 entries keep the keys they had before dtypes were chosen
         settings["generation_dtype"] = dtype
     key = eval_key(weights_id or weights_digest(model), settings)
