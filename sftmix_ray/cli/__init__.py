@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import ConfigError
@@ -166,7 +167,7 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
                                      judge_url=judge_url, judge_model=judge_model,
                                      samples=samples, temperature=temperature)
     except (ValueError, ValidationError) as exc:
-        err.print(f"[red]invalid options[/red]: {exc}", highlight=False)
+        err.print(f"[red]invalid options[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     if not (Path(model).exists() or "/" in model):
         err.print(f"[red]--model[/red]: {model!r} is neither a local path nor a hub id")
@@ -175,7 +176,7 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
         result = sa.evaluate_model(model, names, cfg, template=template,
                                    cache_dir=None if no_cache else cache_dir, out_dir=out)
     except (BenchmarkError, JudgeError, LmEvalError, OSError) as exc:
-        err.print(f"[red]cannot evaluate[/red]: {exc}", highlight=False)
+        err.print(f"[red]cannot evaluate[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     uri = resolve_uri(tracking_uri)
     run_id = log_to_mlflow(result, model_id=model, benchmarks=names, cfg=cfg, tracking_uri=uri,

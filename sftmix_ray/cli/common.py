@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import ConfigError, load_sweep
 
@@ -47,5 +48,6 @@ def _quiet_libraries(quiet: bool) -> None:
 
 
 def _refuse(exc: ConfigError):
-    err.print(f"[red]invalid sweep[/red] {exc}", highlight=False)
+    # escaped: a problem may quote brackets ('sftmix-ray[lmeval]') that rich reads as markup
+    err.print(f"[red]invalid sweep[/red] {escape(str(exc))}", highlight=False)
     raise typer.Exit(2) from None

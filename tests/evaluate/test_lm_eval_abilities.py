@@ -18,7 +18,9 @@ OBJECTIVES = {"math": "max", "labmath": "max", "loss_code": "min"}
 
 
 def _validate(path):
-    return CliRunner().invoke(app, ["validate", str(path)])
+    """`sftmix validate`, with its output's lines (wrapped by the console) joined again."""
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    return result.exit_code, " ".join(result.output.split())
 
 
 def test_a_sweep_with_an_lm_eval_ability_and_a_loss_objective_validates(write_sweep):
@@ -26,32 +28,32 @@ def test_a_sweep_with_an_lm_eval_ability_and_a_loss_objective_validates(write_sw
     sweep, _ = load_sweep(path, {"search.objectives": OBJECTIVES,
                                  "search.constraints": {"loss_code": 5.0}})
     assert set(sweep.search.objectives) == set(OBJECTIVES)
-    result = _validate(path)
-    assert result.exit_code == 0, result.output
+    code, output = _validate(path)
+    assert code == 0, output
 
 
 def test_an_unknown_task_is_refused_at_validate(write_sweep):
     path = write_sweep(evaluate={"abilities": {"labmath": {**LAB_MATH,
                                                            "task": "sftmix_lab_mth"}}})
-    result = _validate(path)
-    assert result.exit_code == 2
-    assert "evaluate.abilities.labmath.task" in result.output
-    assert "did you mean 'sftmix_lab_math'" in result.output
+    code, output = _validate(path)
+    assert code == 2
+    assert "evaluate.abilities.labmath.task" in output
+    assert "did you mean 'sftmix_lab_math'" in output
 
 
 def test_a_missing_package_is_refused_at_validate(write_sweep, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "lm_eval" else real(name, *a))
-    result = _validate(write_sweep(evaluate={"abilities": {"labmath": LAB_MATH}}))
-    assert result.exit_code == 2
-    assert "needs the lm-eval package" in result.output and "sftmix-ray[lmeval]" in result.output
+    code, output = _validate(write_sweep(evaluate={"abilities": {"labmath": LAB_MATH}}))
+    assert code == 2
+    assert "needs the lm-eval package" in output and "pip install 'sftmix-ray[lmeval]'" in output
 
 
 def test_a_missing_include_path_is_refused(write_sweep, tmp_path):
     spec = {**LAB_MATH, "include_path": str(tmp_path / "nowhere")}
-    result = _validate(write_sweep(evaluate={"abilities": {"labmath": spec}}))
-    assert result.exit_code == 2 and "include_path" in result.output
+    code, output = _validate(write_sweep(evaluate={"abilities": {"labmath": spec}}))
+    assert code == 2 and "evaluate.abilities.labmath.include_path" in output
 
 
 @pytest.mark.parametrize("name", ["math", "loss_x", "2bad", "a-b", "stage1"])
