@@ -187,7 +187,10 @@ def dmt(rows) -> Verdict:
     """(e) DMT at the smallest k above sequential on a specialized ability (and below it on
     none), not below multi-task on general; over k, specialized rises and general falls."""
     s = _by_strategy(rows)
-    ks = sorted((r.k, r) for r in rows if r.strategy == "dmt" and r.k is not None)
+    # by k alone: two trials at one k (the quickstart's TPE repeats k) must not be compared as
+    # rows; the first at the smallest k stands for it (sort is stable)
+    ks = sorted(((r.k, r) for r in rows if r.strategy == "dmt" and r.k is not None),
+                key=lambda pair: pair[0])
     if not ks or "sequential" not in s or "multi_task" not in s:
         return Verdict("(e) DMT", STUDY["dmt"], "needs DMT, sequential and multi-task",
                        "not applicable")
