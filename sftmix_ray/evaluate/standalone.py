@@ -79,7 +79,8 @@ def parse_benchmarks(text: str, allow_none: bool = False) -> list[str]:
     unknown = [b for b in names if b not in BENCHMARKS]
     if unknown or not (names or allow_none):
         raise ValueError(f"--benchmarks: unknown {unknown or 'none given'}; "
-                         f"choose from {', '.join(BENCHMARKS)}")
+                         f"choose from {', '.join(BENCHMARKS)} (an lm-eval task is an "
+                         f"--ability NAME=lm_eval:TASK)")
     abilities = [BENCHMARKS[b][0] for b in names]
     if len(set(abilities)) != len(abilities):
         raise ValueError(f"--benchmarks: give one benchmark per ability, got {names}")

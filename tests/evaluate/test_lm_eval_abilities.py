@@ -81,3 +81,38 @@ def test_heldout_loss_is_token_weighted_with_an_interval_around_it():
     assert out["loss_math"] == pytest.approx(50 / 20)
     assert out["loss_math_ci_low"] <= out["loss_math"] <= out["loss_math_ci_high"]
     assert out["loss_math_n"] == 4
+
+
+def test_the_readme_lm_eval_sweep_validates_and_is_the_quickstart_plus_one(monkeypatch):
+    """sweeps/quickstart_lm_eval.yaml, the README's: `sftmix validate` accepts it, and it is the
+    quickstart with one lm-eval ability (a shipped local task YAML) added as a fourth objective."""
+    import yaml
+
+    from ..conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    code, output = _validate("sweeps/quickstart_lm_eval.yaml")
+    assert code == 0, output
+    sweep, _ = load_sweep("sweeps/quickstart_lm_eval.yaml")
+    quick, _ = load_sweep("sweeps/quickstart.yaml")
+    assert sweep.search.objectives == {**quick.search.objectives, "labmath_mc": "max"}
+    assert sweep.evaluate.abilities["labmath_mc"].task == "sftmix_lab_math_mc"
+    same = yaml.safe_load(open("sweeps/quickstart.yaml"))
+    mine = yaml.safe_load(open("sweeps/quickstart_lm_eval.yaml"))
+    for key in ("domains", "model", "train"):
+        assert mine[key] == same[key], key
+
+
+def test_an_edited_task_file_changes_the_evaluation_cache_key(tmp_path):
+    """The evaluation cache keys lm-eval abilities by their task files' content: an edited YAML
+    in include_path is scored again, not answered from the cache."""
+    from sftmix_ray.config.abilities import LmEvalAbility
+    from sftmix_ray.evaluate.lm_eval_run import tasks_digest
+
+    (tmp_path / "t.yaml").write_text("task: t\n")
+    abilities = {"t": LmEvalAbility(task="t", include_path=str(tmp_path))}
+    before = tasks_digest(abilities)
+    assert tasks_digest(abilities) == before
+    (tmp_path / "t.yaml").write_text("task: t\nnum_fewshot: 1\n")
+    assert tasks_digest(abilities) != before
+    assert tasks_digest({"t": LmEvalAbility(task="t")}) != before  # the lab's files alone
