@@ -10,6 +10,7 @@ import multiprocessing as mp
 import os
 import socket
 import traceback
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,7 +31,7 @@ def _tokenizer(tmp: str):
 
     texts = [t for d in lab.LAB_DOMAINS for r in lab.lab_train(d, 100)
              for t, _ in VicunaTemplate().segments(to_messages(r, LAB_FORMATS[d]))]
-    return train_lab_tokenizer(texts, 300, tmp)
+    return train_lab_tokenizer(texts, 300, Path(tmp))
 
 
 def _held(tok):
