@@ -2,7 +2,9 @@
 (include_path), and one held-out loss (`loss_math`, minimized). Every trial reports all five with
 95% intervals, the loss has a history per epoch in MLflow, and the front and the report the CLI
 prints are over all five. The same trial's records show lm-eval's lab math and sftmix's own math
-scorer agree problem by problem (same prompts, same greedy generations, same verdicts)."""
+scorer agree problem by problem (same prompts, same greedy generations, same verdicts). And one
+FSDP trial on two workers scores an lm-eval ability and the held-out loss through the trial's own
+path."""
 
 import json
 import shutil
@@ -101,3 +103,35 @@ def _agree(client, run) -> None:
     records = json.loads(Path(local).read_text())
     assert len(records["math"]) == len(records["labmath"]) == N
     agree(records["math"], records["labmath"])
+
+
+FSDP_SPACE = {"domains": ["math", "code", "general"], "specialized": ["math", "code"],
+              "ratio": {"kind": "fixed", "fixed": {"math": 1, "code": 1, "general": 1}},
+              "amount": {"choices": [60]}, "strategies": {"multi_task": {}}}
+
+
+def test_an_lm_eval_ability_and_the_heldout_loss_in_an_fsdp_trial_on_two_workers(write_sweep):
+    """A trial's own path under FSDP over two Ray Train workers (gloo on CPU): every rank
+    measures its share of the held-out loss after each epoch; rank 0 runs lm-eval on the
+    unsharded weights while rank 1 waits at its next collective; the trial finishes."""
+    train = {"lr": 3e-3, "epochs": 2, "batch_size": 4, "max_length": 160, "workers": 2,
+             "cpus_per_worker": 0.99, "parallel": "fsdp", "collective_timeout_s": 120}
+    evaluate = {"batch_size": 1, "math": {"n": 3, "max_new_tokens": 8},
+                "code": {"n": 3, "max_new_tokens": 8, "timeout_s": 3},
+                "general": {"n": 3, "max_new_tokens": 6},
+                "abilities": {"mc": {"task": "sftmix_lab_math_mc", "limit": 5}},
+                "heldout_loss": {"n": 5}}
+    sweep, space = load_sweep(write_sweep(space=FSDP_SPACE, train=train, evaluate=evaluate),
+                              {"search.algorithm": "grid", "search.num_samples": 1})
+    outcome = run_sweep(sweep, space)
+    mlflow.set_tracking_uri(outcome.tracking_uri)
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string=(
+        f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'"))
+    assert len(runs) == 1 and runs.iloc[0]["status"] == "FINISHED"
+    run = runs.iloc[0]
+    for name, n in [("mc", 5), *((f"loss_{d}", 5) for d in ("math", "code", "general"))]:
+        low, value, high = (run[f"metrics.{name}{s}"] for s in ("_ci_low", "", "_ci_high"))
+        assert low <= value <= high and run[f"metrics.{name}_n"] == n, name
+    assert 0.0 <= run["metrics.mc"] <= 1.0 and run["metrics.loss_math"] > 0
+    history = mlflow.MlflowClient().get_metric_history(run["run_id"], "loss_code")
+    assert sorted(m.step for m in history if m.step > 0) == [1, 2]
