@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import ConfigError
@@ -126,9 +127,9 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
 
 @app.command("eval")
 def eval_(model: str = typer.Option(..., help="hub id or local path of a causal LM"),
-          benchmarks: str = typer.Option("gsm8k,humaneval,mt_bench",
-                                         help="comma-separated: gsm8k, humaneval, mt_bench, "
-                                              "lab_math, lab_code, lab_general"),
+          benchmarks: Optional[str] = typer.Option(
+              None, help="comma-separated: gsm8k, humaneval, mt_bench, lab_math, lab_code, "
+              "lab_general (default: the first three, or none when --ability is given)"),
           n: Optional[int] = typer.Option(None, help="first N problems of each (default: all)"),
           gsm8k: str = typer.Option("openai/gsm8k", help="GSM8K test: local JSONL or hub id"),
           template: str = typer.Option("auto", help="auto, vicuna, model, or a .jinja file"),
@@ -137,6 +138,11 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
           judge_model: Optional[str] = typer.Option(None, help="the judge's model name"),
           batch_size: int = typer.Option(16),
           max_new_tokens: Optional[int] = typer.Option(None, help="default: per benchmark"),
+          ability: list[str] = typer.Option([], help="NAME=lm_eval:TASK[@METRIC,FILTER], "
+                                            "repeatable: an lm-eval task as an ability (--n "
+                                            "is its limit); METRIC,FILTER default acc,none"),
+          include_path: Optional[str] = typer.Option(None, help="a directory of lm-eval task "
+                                                     "YAMLs for --ability"),
           samples: int = typer.Option(1, help="completions per prompt (pass@k)"),
           temperature: float = typer.Option(0.0, help="0 = greedy"),
           out: Path = typer.Option(Path("eval_results"), help="where scores and records go"),
@@ -148,29 +154,29 @@ def eval_(model: str = typer.Option(..., help="hub id or local path of a causal 
     """Score any model on the ability benchmarks, outside a sweep."""
     from pydantic import ValidationError
 
+    from ..evaluate import standalone as sa
     from ..evaluate.benchmarks import BenchmarkError
     from ..evaluate.judge import JudgeError
-    from ..evaluate.standalone import eval_config, evaluate_model, parse_benchmarks
+    from ..evaluate.lm_eval_run import LmEvalError
     from ..tracking.evals import log_to_mlflow
     from ..tracking.store import resolve_uri
 
     try:
-        names = parse_benchmarks(benchmarks)
-        cfg = eval_config(names, n=n, gsm8k=gsm8k, batch_size=batch_size,
-                          max_new_tokens=max_new_tokens, judge_url=judge_url,
-                          judge_model=judge_model, samples=samples, temperature=temperature)
+        names, cfg = sa.eval_options(benchmarks, ability, include_path, n=n, gsm8k=gsm8k,
+                                     batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                     judge_url=judge_url, judge_model=judge_model,
+                                     samples=samples, temperature=temperature)
     except (ValueError, ValidationError) as exc:
-        err.print(f"[red]invalid options[/red]: {exc}", highlight=False)
+        err.print(f"[red]invalid options[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     if not (Path(model).exists() or "/" in model):
         err.print(f"[red]--model[/red]: {model!r} is neither a local path nor a hub id")
         raise typer.Exit(2)
     try:
-        result = evaluate_model(model, names, cfg, template=template,
-                                cache_dir=None if no_cache else cache_dir,
-                                out_dir=out)
-    except (BenchmarkError, JudgeError, OSError) as exc:
-        err.print(f"[red]cannot evaluate[/red]: {exc}", highlight=False)
+        result = sa.evaluate_model(model, names, cfg, template=template,
+                                   cache_dir=None if no_cache else cache_dir, out_dir=out)
+    except (BenchmarkError, JudgeError, LmEvalError, OSError) as exc:
+        err.print(f"[red]cannot evaluate[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     uri = resolve_uri(tracking_uri)
     run_id = log_to_mlflow(result, model_id=model, benchmarks=names, cfg=cfg, tracking_uri=uri,

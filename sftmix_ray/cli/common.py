@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import ConfigError, load_sweep
 
@@ -20,10 +21,12 @@ def _load(path: Path, overrides: dict | None = None):
     load); exit 2 naming every problem."""
     from ..config.checks import size_problems
     from ..data.sizes import local_file_sizes
+    from ..evaluate.lm_eval_run import lm_eval_problems
 
     try:
         sweep, space = load_sweep(path, overrides)
-        problems = size_problems(space, sweep, local_file_sizes(sweep))
+        problems = size_problems(space, sweep, local_file_sizes(sweep)) + \
+            lm_eval_problems(sweep.evaluate.abilities)
         if problems:
             raise ConfigError(str(path), problems)
         return sweep, space
@@ -45,5 +48,6 @@ def _quiet_libraries(quiet: bool) -> None:
 
 
 def _refuse(exc: ConfigError):
-    err.print(f"[red]invalid sweep[/red] {exc}", highlight=False)
+    # escaped: a problem may quote brackets ('sftmix-ray[lmeval]') that rich reads as markup
+    err.print(f"[red]invalid sweep[/red] {escape(str(exc))}", highlight=False)
     raise typer.Exit(2) from None

@@ -39,7 +39,12 @@ def trial_metrics(sweep) -> set[str]:
              "setup_seconds", "eval_seconds", "eval_cache_hit"}
     names |= {f"code_pass_at_{k}" for k in sweep.evaluate.code.k}
     names |= {f"samples_{d}" for d in sweep.domains}
-    names |= {f"{a}_{part}" for a in ("math", "code", "general")  # evaluate.intervals
+    scored = ["math", "code", "general", *sweep.evaluate.abilities]
+    if sweep.evaluate.heldout_loss.enabled:  # lab domains keep a held-out slice
+        scored += [f"loss_{d}" for d, dom in sweep.domains.items() if dom.is_lab]
+        names.add("heldout_seconds")
+    names |= set(scored)
+    names |= {f"{a}_{part}" for a in scored  # evaluate.intervals
               for part in ("ci_low", "ci_high", "n")}
     if sweep.evaluate.general.source == "mt_bench":
         names |= {"mt_bench_turn1", "mt_bench_turn2", "mt_bench_unparsed",

@@ -152,7 +152,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None
     """The sweep (with `overrides` merged in) and its search space, both validated; problems from
     both, and from checking one against the other, reported together."""
     problems: list[str] = []
-    data = merge_overrides(read_yaml(path), overrides)
+    data = _resolve_include_paths(merge_overrides(read_yaml(path), overrides), Path(path))
     sweep = space = None
     try:
         sweep = validate_data(SweepConfig, data, str(path))
@@ -177,6 +177,17 @@ def _mark_overridden(problems: list[str], overrides: dict | None) -> list[str]:
     given = [k for k, v in (overrides or {}).items() if v is not None]
     return [p + " (set on the command line)" if any(p.startswith(f"{k}:") for k in given) else p
             for p in problems]
+
+
+def _resolve_include_paths(data, sweep_path: Path):
+    """evaluate.abilities.*.include_path made absolute, so a trial's worker finds it wherever
+    it runs from."""
+    abilities = (data.get("evaluate") or {}).get("abilities") if isinstance(data, dict) else None
+    for spec in (abilities or {}).values() if isinstance(abilities, dict) else ():
+        if isinstance(spec, dict) and isinstance(spec.get("include_path"), str):
+            spec["include_path"] = str(resolve_relative(spec["include_path"],
+                                                        sweep_path).resolve())
+    return data
 
 
 def resolve_relative(ref: str, sweep_path: Path) -> Path:

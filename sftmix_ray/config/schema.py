@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ..storage import is_uri
+from .abilities import HeldoutLossConfig, LmEvalAbility, ability_name_problems
 from .checks import JUDGE_SCHEMES, TRACKING_SCHEMES, metric_problems, storage_problems, uri_problem
 from .model import ModelConfig
 from .presets import FORMATS, LAB_FORMATS, PRESETS
@@ -190,10 +191,13 @@ class EvaluateConfig(Strict):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="generation dtype, on a copy of the weights (what is trained and "
         "saved is untouched); auto: bfloat16 on GPUs that support it, float32 on CPU")
+    abilities: dict[str, LmEvalAbility] = Field(default_factory=dict, description="abilities "
+                                                "added to the three, by the name a sweep uses")
+    heldout_loss: HeldoutLossConfig = HeldoutLossConfig()
 
     @model_validator(mode="after")
     def _sources(self):
-        problems = []
+        problems = ability_name_problems(self.abilities)
         if self.code.source not in ("lab", "humaneval"):
             problems.append(f"code.source: {self.code.source!r} is not 'lab' or "
                             f"'humaneval'")

@@ -70,6 +70,11 @@ def score_intervals(records: dict, code_k: int = 1) -> dict[str, float]:
         found["code"] = _code_interval(records["code"], code_k)
     if "general" in records:
         found["general"] = _general_interval(records["general"])
+    for ability, rows in records.items():  # lm-eval abilities: a value per document
+        if ability not in found and isinstance(rows, list) and rows and "value" in rows[0]:
+            values = [float(r["value"]) for r in rows]
+            found[ability] = (*wilson(int(sum(values)), len(values)), len(values)) \
+                if all(v in (0.0, 1.0) for v in values) else (*bootstrap_mean(values), len(values))
     for ability, (low, high, n) in found.items():
         out.update({f"{ability}_ci_low": low, f"{ability}_ci_high": high, f"{ability}_n": n})
     return out

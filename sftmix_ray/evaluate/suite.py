@@ -23,17 +23,22 @@ def judge_client(cfg):
 
 
 def run_evaluation(model, tokenizer, cfg, eval_sets: dict, template, *, eval_id: str,
-                   cache_dir=None, rank: int = 0, world: int = 1, abilities=ABILITIES,
+                   cache_dir=None, rank: int = 0, world: int = 1, abilities=None,
                    weights_id: str | None = None):
     """(scores, records, cache_hit) on rank 0, None elsewhere. `weights_id` names the weights
     when the caller knows what determined them (a trial: its training lineage); otherwise they
     are hashed. Generation runs in `cfg.dtype` (precision.py), on a copy if it differs."""
     from .precision import generation_dtype, generation_model
 
+    abilities = list(abilities or [*ABILITIES, *cfg.abilities])
     dtype = generation_dtype(cfg.dtype, model)
     settings = {"evaluate": cfg.model_dump(mode="json", exclude={"cache", "dtype"}),
                 "eval_sets": eval_id,
                 "template": template.spec(), "abilities": list(abilities)}
+    if cfg.abilities:
+        from .lm_eval_run import tasks_digest
+
+        settings["lm_eval_tasks"] = tasks_digest(cfg.abilities)
     if dtype != "float32":  # float32 entries keep the keys they had before dtypes were chosen
         settings["generation_dtype"] = dtype
     key = eval_key(weights_id or weights_digest(model), settings)
@@ -45,7 +50,9 @@ def run_evaluation(model, tokenizer, cfg, eval_sets: dict, template, *, eval_id:
     with generation_model(model, dtype) as gen:
         result = evaluate_abilities(gen, tokenizer, cfg, eval_sets, template, rank=rank,
                                     world=world, judge=judge_client(cfg) if rank == 0 else None,
-                                    abilities=abilities)
+                                    abilities=[a for a in abilities if a in ABILITIES])
+        if result is not None and any(a in cfg.abilities for a in abilities):
+            result = _with_lm_eval(result, gen, tokenizer, cfg, template, abilities)
     if result is None:
         return None
     scores, records = result
@@ -57,6 +64,18 @@ def run_evaluation(model, tokenizer, cfg, eval_sets: dict, template, *, eval_id:
         # grades again instead of making a passing outage permanent
         cache.put(key, scores, records)
     return scores, records, False
+
+
+def _with_lm_eval(result, model, tokenizer, cfg, template, abilities):
+    """Rank 0 scores the lm-eval abilities on the full weights it holds (under FSDP, inside
+    `inference_weights`): the other ranks wait at their next collective."""
+    from .lm_eval_run import score_lm_eval
+
+    scores, records = result
+    extra, extra_records = score_lm_eval(
+        model, tokenizer, {a: cfg.abilities[a] for a in abilities if a in cfg.abilities},
+        prepend_bos=template.prepend_bos)
+    return {**scores, **extra}, {**records, **extra_records}
 
 
 def _with_intervals(scores: dict, records: dict, cfg) -> dict:

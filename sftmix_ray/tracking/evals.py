@@ -23,6 +23,11 @@ def log_to_mlflow(result: dict, *, model_id: str, benchmarks: list[str], cfg,
         if ability in result["scores"] or any(k.startswith(ability) for k in result["scores"]):
             client.log_param(rid, f"{ability}.source", bench.source)
             client.log_param(rid, f"{ability}.n", bench.n)
+    for name, a in cfg.abilities.items():  # lm-eval tasks named by --ability
+        client.log_param(rid, f"{name}.source", f"lm_eval:{a.task}")
+        client.log_param(rid, f"{name}.metric", a.metric)
+        if a.limit:
+            client.log_param(rid, f"{name}.n", a.limit)
     for k, v in result["scores"].items():
         client.log_metric(rid, k, float(v))
     client.log_metric(rid, "eval_seconds", result["seconds"])

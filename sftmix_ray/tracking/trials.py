@@ -129,8 +129,10 @@ class MLflowTrialCallback(Callback):
             # (a path, or a URI with object storage), named by a tag (`sftmix eval --model
             # <path>` scores them again).
             tags["sftmix.model_path"] = model
-        self.q.submit("batch", tid, metrics=[(k, v, now, 0) for k, v in numeric(result).items()],
-                      tags=tags)
+        history = [(k, v, now, step) for k, points in  # loss_<domain> after each epoch
+                   json.loads(result.get("heldout_history") or "{}").items() for step, v in points]
+        self.q.submit("batch", tid, metrics=[(k, v, now, 0) for k, v in numeric(result).items()]
+                      + history, tags=tags)
         if result.get("manifest_hash"):
             self.q.submit("dict", tid, data=json.loads(result["manifest"]), file="manifest.json")
         local = fetch_files(records) if records else None

@@ -72,10 +72,11 @@ def _broadcast(value, rank: int, world: int):
 
 def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, rank: int,
                world: int, device, autocast_dtype, on_stage_end=None,
-               on_final_epoch_end=None, speed=None) -> list[dict]:
+               on_final_epoch_end=None, speed=None, on_epoch_end=None) -> list[dict]:
     """Train the stages in order; a stage whose prefix is cached is skipped and its checkpoint
     loaded only when a later stage needs to train from it. Rank 0 takes the decisions (and the
-    locks) and broadcasts them, so every rank skips and trains alike."""
+    locks) and broadcasts them, so every rank skips and trains alike. `on_epoch_end()` follows
+    every trained epoch of every stage (the held-out loss), on every rank."""
     from .model import load_trainable_state, trainable_state
 
     records, pending = [], None
@@ -102,10 +103,13 @@ def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, 
             pending = None
         try:
             final = j == len(stages) - 1
+            hooks = [h for h in (on_epoch_end, on_final_epoch_end if final else None) if h]
             record = train_stage(model, stage, hp, pad_id, index=j, rank=rank, world=world,
                                  device=device, autocast_dtype=autocast_dtype,
-                                 on_epoch_end=on_final_epoch_end if final else None,
-                                 speed=speed)
+                                 on_epoch_end=(lambda e, hs=hooks: [h(e) for h in hs]) if hooks
+                                 else None, speed=speed)
+            if on_epoch_end is not None:  # train_stage calls it for every epoch but the last
+                on_epoch_end(stage.epochs)
             if cache is not None and j < len(keys):  # rank 0 holds the lock: all ranks gather
                 state = trainable_state(core, rank)
                 if lock is not None:
@@ -175,6 +179,32 @@ class WorkerRun:
         self.cache = PrefixCache(Path(job.prepared.root) / "prefix") if use_cache else None
         self.keys = prefix_keys(job.model, tr, job.prepared, job.manifest, **where) \
             if use_cache else []
+        from .heldout import heldout_samples
+
+        self.heldout = heldout_samples(job, self.tokenizer, self.template)
+        self.heldout_history, self.heldout_last, self.heldout_seconds = {}, {}, 0.0
+
+    def measure_heldout(self, _epoch=None) -> None:
+        """`loss_<domain>` now: one point of each domain's metric history (step: trained
+        epochs so far, from 1), every rank alike (heldout.py)."""
+        from .heldout import heldout_metrics, heldout_pairs
+        from .parallel import inference_weights
+        from .speed import eager
+
+        if not self.heldout:
+            return
+        t0 = time.perf_counter()
+        with eager(self.core), inference_weights(self.model):
+            pairs = heldout_pairs(self.core, self.heldout, self.tokenizer.pad_token_id,
+                                  rank=self.rank, world=self.world, device=self.device,
+                                  autocast_dtype=self.autocast)
+        self.heldout_last = heldout_metrics(pairs)
+        step = len(next(iter(self.heldout_history.values()), [])) + 1
+        for d in self.heldout:
+            if f"loss_{d}" in self.heldout_last:
+                self.heldout_history.setdefault(f"loss_{d}", []).append(
+                    [step, self.heldout_last[f"loss_{d}"]])
+        self.heldout_seconds += time.perf_counter() - t0
 
     def train(self) -> dict:
         """Every stage; the training metrics of the whole trial."""
@@ -185,7 +215,8 @@ class WorkerRun:
                              autocast_dtype=self.autocast, speed=self.speed,
                              on_stage_end=self._stage_checkpoint,
                              on_final_epoch_end=self._pruning_report
-                             if self.job.prune_objective else None)
+                             if self.job.prune_objective else None,
+                             on_epoch_end=self.measure_heldout if self.heldout else None)
         self.stage_records = records
         metrics = {f"stage{i}_{k}": v for i, s in enumerate(records)
                    for k, v in s.items() if k != "name"}
@@ -197,6 +228,11 @@ class WorkerRun:
                        param_delta_l2=_param_delta(self.core, self.initial, self.sharded),
                        train_seconds=time.perf_counter() - t_train,
                        setup_seconds=t_train - self.t_start)
+        if self.heldout and not self.heldout_history:  # every stage came from the cache
+            self.measure_heldout()
+        if self.heldout:  # the last measurement is the end's; the history goes to MLflow
+            metrics.update(self.heldout_last, heldout_seconds=self.heldout_seconds,
+                           heldout_history=json.dumps(self.heldout_history))
         return metrics
 
     def evaluate(self, abilities=None, point: str = "final"):
@@ -234,7 +270,7 @@ class WorkerRun:
             return
         scores, records_eval, cache_hit = evaluated
         metrics = {**metrics, **scores, "eval_cache_hit": int(cache_hit),
-                   "general_scorer": records_eval["general_scorer"],
+                   "general_scorer": records_eval.get("general_scorer", ""),
                    "eval_dtype": records_eval.get("generation_dtype", "float32")}
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
