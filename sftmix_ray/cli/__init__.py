@@ -77,7 +77,7 @@ def run(sweep_file: Path = typer.Argument(..., help="a sweeps/*.yaml file"),
         raise typer.Exit(2) from None
     except TrackingOutage as exc:
         _outage(exc)
-    print_answer(outcome, list(sweep.search.objectives))
+    print_answer(outcome, dict(sweep.search.objectives))
     failed = sum(r["status"] not in ("ok", "pruned") for r in outcome.rows)
     if failed == len(outcome.rows):
         raise typer.Exit(1)
@@ -122,7 +122,7 @@ def resume(sweep_file: Path = typer.Argument(..., help="the sweep file the run w
         raise typer.Exit(2) from None
     except TrackingOutage as exc:
         _outage(exc)
-    print_answer(outcome, list(sweep.search.objectives))
+    print_answer(outcome, dict(sweep.search.objectives))
 
 
 @app.command("eval")
@@ -280,7 +280,7 @@ app.add_typer(lab_app, name="lab")
 app.command()(propose)
 
 
-def print_answer(outcome, objectives: list[str]) -> None:
+def print_answer(outcome, objectives: dict[str, str]) -> None:
     table = Table(title=f"trials ({outcome.seconds:.0f}s); ★ = Pareto front")
     for col in ["", "trial", "strategy", "k", "mixture", *objectives, "status"]:
         table.add_column(col)
@@ -293,15 +293,22 @@ def print_answer(outcome, objectives: list[str]) -> None:
     console.print(f"Pareto front: {len(outcome.front)} of {len(outcome.rows)} trials. "
                   f"MLflow: parent run {outcome.parent_run_id} in experiment "
                   f"{outcome.experiment_id} at {outcome.tracking_uri}", highlight=False)
-    print_next_steps(outcome.parent_run_id, outcome.experiment_name, outcome.tracking_uri)
+    print_next_steps(outcome.parent_run_id, outcome.experiment_name, outcome.tracking_uri,
+                     objectives)
 
 
-def print_next_steps(run_id: str, experiment: str, uri: str) -> None:
+def print_next_steps(run_id: str, experiment: str, uri: str,
+                     objectives: dict[str, str] | None = None) -> None:
     """The commands to run next, each whole on its own line (never wrapped, so a pasted line
-    is the command): the follow-the-user test runs every `sftmix` line printed here."""
-    steps = [("Report", f"sftmix report --sweep {run_id} --tracking-uri {uri}"),
+    is the command): the follow-the-user test runs every `sftmix` line printed here. A sweep
+    whose objectives are not report's and pareto's default (the three, maximized) names them,
+    so the printed commands judge the sweep by what it searched for."""
+    objs = ""
+    if objectives and objectives != {a: "max" for a in ("math", "code", "general")}:
+        objs = " --objectives " + ",".join(f"{k}:{v}" for k, v in objectives.items())
+    steps = [("Report", f"sftmix report --sweep {run_id}{objs} --tracking-uri {uri}"),
              ("Front by the 95% lower bounds",
-              f"sftmix pareto --sweep {run_id} --by lower --tracking-uri {uri}"),
+              f"sftmix pareto --sweep {run_id}{objs} --by lower --tracking-uri {uri}"),
              ("Propose the next mixtures", f"sftmix propose --from {run_id} --tracking-uri {uri}"),
              ("Browse", f"mlflow ui --backend-store-uri {uri}")]
     console.print("Next:", highlight=False)

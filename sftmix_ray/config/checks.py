@@ -32,6 +32,16 @@ def uri_problem(field: str, value: str | None, schemes: tuple[str, ...]) -> list
     return []
 
 
+def scored_names(sweep) -> list[str]:
+    """Every score a finished trial of `sweep` carries with its interval: the three abilities,
+    the user's named ones, and each lab domain's held-out loss (lab domains keep a held-out
+    slice)."""
+    scored = ["math", "code", "general", *sweep.evaluate.abilities]
+    if sweep.evaluate.heldout_loss.enabled:
+        scored += [f"loss_{d}" for d, dom in sweep.domains.items() if dom.is_lab]
+    return scored
+
+
 def trial_metrics(sweep) -> set[str]:
     """What every finished trial reports (besides the per-stage `STAGE_METRIC`s)."""
     names = {"math", "math_flexible", "code", "general", "train_loss", "train_tokens",
@@ -39,9 +49,8 @@ def trial_metrics(sweep) -> set[str]:
              "setup_seconds", "eval_seconds", "eval_cache_hit"}
     names |= {f"code_pass_at_{k}" for k in sweep.evaluate.code.k}
     names |= {f"samples_{d}" for d in sweep.domains}
-    scored = ["math", "code", "general", *sweep.evaluate.abilities]
-    if sweep.evaluate.heldout_loss.enabled:  # lab domains keep a held-out slice
-        scored += [f"loss_{d}" for d, dom in sweep.domains.items() if dom.is_lab]
+    scored = scored_names(sweep)
+    if sweep.evaluate.heldout_loss.enabled:
         names.add("heldout_seconds")
     names |= set(scored)
     names |= {f"{a}_{part}" for a in scored  # evaluate.intervals

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from ..config.checks import size_problems
+from ..config.checks import scored_names, size_problems
 from ..config.load import ConfigError
 from ..config.point import POINT_KEY
 from ..config.schema import SweepConfig
@@ -224,7 +224,8 @@ def _new_tuner(sweep, space, trainable, tracker, sweep_params, exp_dir: Path, co
         param_space = {}
         search_alg = build_searcher(sweep, space, study_storage(sweep.search, exp_dir), prior)
     callbacks = [MLflowTrialCallback(tracker, sweep_params,
-                                     TrackingQueue(tracker, exp_dir / QUEUE_FILE)),
+                                     TrackingQueue(tracker, exp_dir / QUEUE_FILE),
+                                     tuple(scored_names(sweep))),
                  ProgressCallback(planned_trials(sweep, space), list(sweep.search.objectives),
                                   console)]
     scheduler = None

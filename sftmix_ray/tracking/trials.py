@@ -32,15 +32,16 @@ def numeric(metrics: dict) -> dict:
 DESCRIPTION = "mlflow.note.content"  # the run's description in the MLflow UI
 
 
-def describe_trial(config: dict, result: dict | None = None) -> str:
+def describe_trial(config: dict, result: dict | None = None,
+                   scores: tuple[str, ...] = ABILITY_NAMES) -> str:
     """The trial in words, as the progress line has it: strategy and settings, the mixture as
     shares and samples, then its scores (`dmt k=1/64: 33% math · 48% code · 19% general,
     1,216 samples → math 0.234 code 0.984 general 0.478`)."""
     point = TrialPoint.of_trial(config)
     text = f"{point.strategy}{point.settings()}: {point.describe()}"
-    scores = [f"{k} {result[k]:.3f}" for k in ABILITY_NAMES
-              if isinstance((result or {}).get(k), (int, float))]
-    return text + (f" → {' '.join(scores)}" if scores else "")
+    shown = [f"{k} {result[k]:.3f}" for k in scores
+             if isinstance((result or {}).get(k), (int, float))]
+    return text + (f" → {' '.join(shown)}" if shown else "")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -56,10 +57,12 @@ class MLflowTrialCallback(Callback):
     Every write goes through the sweep's `TrackingQueue`, so a tracking server that is down for
     a while delays the writes and loses none."""
 
-    def __init__(self, tracker: SweepTracker, sweep_params: dict, queue: TrackingQueue):
+    def __init__(self, tracker: SweepTracker, sweep_params: dict, queue: TrackingQueue,
+                 scores: tuple[str, ...] = ABILITY_NAMES):
         self.t = tracker
         self.sweep_params = sweep_params
         self.q = queue
+        self.scores = tuple(scores)  # what a run's description lists (config.checks.scored_names)
         self.trials: dict[str, dict] = {}  # trial_id -> config, status, result, error
 
     def close_orphans(self) -> None:
@@ -120,7 +123,7 @@ class MLflowTrialCallback(Callback):
         tags = {k: result[r] for k, r in (("sftmix.manifest_hash", "manifest_hash"),
                                           ("general_scorer", "general_scorer"),
                                           ("sftmix.eval_dtype", "eval_dtype")) if result.get(r)}
-        tags[DESCRIPTION] = describe_trial(trial.config, result)
+        tags[DESCRIPTION] = describe_trial(trial.config, result, self.scores)
         records = result.get("records_dir")
         # straight on the sweep's storage (a path), or inside the trial's checkpoint
         model = result.get("model_path") or (f"{records}/model" if records else None)

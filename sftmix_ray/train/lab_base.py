@@ -10,6 +10,7 @@ a Hugging Face checkpoint under the sweep's cache, where trials load it like any
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ from ..progress import Bar
 
 BASE_VERSION = 1
 INFO_FILE = "lab_base.json"
+# Bases built once by the maintainers and shipped in the package, by content key
+# (scripts/ship_lab_base.py): a fresh clone's quickstart copies its base instead of spending five
+# minutes of two cores building it. Used only under the key the sweep computes, so a change to
+# the lab, the model or the pretraining makes the sweep build its own.
+SHIPPED = Path(__file__).parent / "lab_base_shipped"
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,16 @@ def ensure_lab_base(model: ModelConfig, tokenizer_dir: str, cache: str | Path, *
     key = lab_base_key(model, tokenizer_dir)
     final = Path(cache) / f"lab-base-{key}"
     if (final / INFO_FILE).is_file():
+        return LabBase(str(final), key, json.loads((final / INFO_FILE).read_text()), False)
+    shipped = SHIPPED / f"lab-base-{key}"
+    if (shipped / INFO_FILE).is_file():
+        if say is not None:
+            say(f"lab base model {key}: shipped with sftmix-ray (the same key; built by "
+                f"scripts/ship_lab_base.py), copied to {final.parent}")
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            shutil.copytree(shipped, Path(tmp) / "base")
+            publish_dir(Path(tmp) / "base", final)
         return LabBase(str(final), key, json.loads((final / INFO_FILE).read_text()), False)
     if say is not None:
         say(f"building the lab base model {key} (once; cached under {final.parent})")

@@ -7,6 +7,7 @@ FSDP trial on two workers scores an lm-eval ability and the held-out loss throug
 path."""
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -75,21 +76,26 @@ def test_five_abilities_flow_to_tune_mlflow_front_and_report(write_sweep, tmp_pa
         assert sorted(m.step for m in history if m.step > 0) == list(range(1, epochs + 1))
         assert run["metrics.loss_math"] == [m for m in history if m.step == epochs][0].value
         assert run["metrics.heldout_seconds"] > 0
+        described = run["tags.mlflow.note.content"]  # the run's description lists all five
+        assert all(f"{name} " in described.split("→")[1] for name in OBJECTIVES), described
         _agree(client, run)
 
-    objectives = ",".join(f"{k}:{v}" for k, v in OBJECTIVES.items())
-    uri = outcome.tracking_uri
-    front = CliRunner().invoke(app, ["pareto", "--sweep", outcome.parent_run_id, "--objectives",
-                                     objectives, "--tracking-uri", uri])
+    # the commands the sweep prints next, as printed: they name the sweep's five objectives
+    from sftmix_ray.cli import print_answer
+    from sftmix_ray.cli.common import console
+
+    with console.capture() as printed:
+        print_answer(outcome, OBJECTIVES)
+    commands = {line.split()[1]: shlex.split(line.strip())[1:]
+                for line in printed.get().splitlines() if line.strip().startswith("sftmix ")}
+    front = CliRunner().invoke(app, commands["pareto"])
     assert front.exit_code == 0, front.output
     assert "front: " in front.output  # the hypervolume's reference names every objective
     for name in OBJECTIVES:
         assert f"{name}=" in front.output
     assert {r["trial_id"] for r in outcome.front} and all(
         name in r for r in outcome.front for name in OBJECTIVES)
-    report = CliRunner().invoke(app, ["report", "--sweep", outcome.parent_run_id, "--objectives",
-                                      objectives, "--tracking-uri", uri,
-                                      "--out", str(tmp_path / "report")])
+    report = CliRunner().invoke(app, [*commands["report"], "--out", str(tmp_path / "report")])
     assert report.exit_code == 0, report.output
     md = (tmp_path / "report" / "report.md").read_text()
     for name in OBJECTIVES:

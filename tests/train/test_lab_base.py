@@ -1,6 +1,8 @@
 """The lab base model: pretrained once per content key, deterministic for its seed, and what a lab
 trial starts from."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -82,3 +84,41 @@ def test_config_refuses_a_base_with_a_foreign_tokenizer():
         LabPretrainConfig(shares={"novels": 1.0})
     with pytest.raises(ValueError, match="at least one"):
         LabPretrainConfig(shares={"facts": 0.0})
+
+
+def test_a_shipped_base_is_copied_under_its_key_not_built(tokenizer_dir, tmp_path, monkeypatch):
+    from sftmix_ray.train import lab_base
+
+    model = _model()
+    shipped = tmp_path / "shipped"
+    made = ensure_lab_base(model, tokenizer_dir, shipped, threads=1)  # what the script ships
+    monkeypatch.setattr(lab_base, "SHIPPED", shipped)
+    said = []
+    base = ensure_lab_base(model, tokenizer_dir, tmp_path / "cache", threads=1, say=said.append)
+    assert not base.built and base.key == made.key and "shipped" in said[0]
+    assert base.path != made.path and base.info == made.info
+    a, b = _weights(Path(made.path)), _weights(Path(base.path))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # another key is built, whatever is shipped
+    other = ensure_lab_base(_model(seed=1), tokenizer_dir, tmp_path / "cache", threads=1)
+    assert other.built and other.key != made.key
+
+
+def test_the_quickstart_base_is_shipped_under_its_current_key(tmp_path):
+    """A fresh clone's quickstart copies its base instead of building it for five minutes. A
+    change to the lab, the tiny model or its pretraining changes the key: ship the base again
+    (`scripts/ship_lab_base.py`), or the quickstart silently pays the build."""
+    from sftmix_ray.config import load_sweep
+    from sftmix_ray.train.lab_base import INFO_FILE, SHIPPED
+
+    sweep, _ = load_sweep(Path(__file__).parents[2] / "sweeps" / "quickstart.yaml")
+    key = lab_base_key(sweep.model, str(_lab_base_tokenizer(sweep.model, tmp_path)))
+    shipped = SHIPPED / f"lab-base-{key}"
+    assert (shipped / INFO_FILE).is_file(), (
+        f"no shipped lab base under the quickstart's key {key} (shipped: "
+        f"{sorted(p.name for p in SHIPPED.glob('lab-base-*'))}): run scripts/ship_lab_base.py")
+    tok = load_tokenizer(str(_lab_base_tokenizer(sweep.model, tmp_path)))
+    started = build_model(sweep.model, len(tok), tok, seed=0, base=str(shipped))
+    stored = _weights(shipped)
+    assert all(torch.equal(p.detach(), stored[n]) for n, p in started.named_parameters()
+               if n in stored) and stored
