@@ -22,7 +22,7 @@ from ..tracking.queue import TrackingOutage, TrackingQueue
 from ..tracking.store import experiment_name, resolve_uri
 from ..tracking.sweep import SweepTracker
 from ..tracking.trials import MLflowTrialCallback
-from ..train.lab_base import ensure_lab_base, lab_base_cached
+from ..train.lab_base import ensure_lab_base, lab_base_at_hand
 from .answer import QUEUE_FILE, SweepOutcome, answer_when_reachable, answered, finished_answer
 from .prior import load_prior
 from .runtime import capacity_problem, ensure_ray, trial_capacity
@@ -140,7 +140,7 @@ def _lab_base(sweep, prepared, cache, say, address=None, quiet_ray=True):
 
     if sweep.model.lab_base is None:
         return None
-    if lab_base_cached(sweep.model, prepared.tokenizer_dir, cache):
+    if lab_base_at_hand(sweep.model, prepared.tokenizer_dir, cache):
         base = ensure_lab_base(sweep.model, prepared.tokenizer_dir, cache, say=say)
     else:
         say(f"joining Ray at {address}" if address else "starting Ray on this machine "
@@ -150,7 +150,7 @@ def _lab_base(sweep, prepared, cache, say, address=None, quiet_ray=True):
                                    say=say)
             ensure_ray(address, quiet=quiet_ray)
             base = building.result()
-    how = "built" if base.built else "from the cache, built"
+    how = "built" if base.built else "ready (from the cache or shipped), built"
     say(f"lab base model {base.key}: {how} in {base.info['seconds']:.0f}s on "
         f"{base.info['tokens']:,} tokens of lab web text")
     return base

@@ -51,13 +51,13 @@ def lab_base_key(model: ModelConfig, tokenizer_dir: str) -> str:
                   length=20)
 
 
-def lab_base_cached(model: ModelConfig, tokenizer_dir: str, cache: str | Path) -> bool:
-    """Whether the cache already holds this base model (False also when there is none to
-    build)."""
+def lab_base_at_hand(model: ModelConfig, tokenizer_dir: str, cache: str | Path) -> bool:
+    """Whether this base model needs no build: in the cache, or shipped with the package (a
+    copy away). False also when there is none to build."""
     if model.lab_base is None:
         return False
-    key = lab_base_key(model, tokenizer_dir)
-    return (Path(cache) / f"lab-base-{key}" / INFO_FILE).is_file()
+    name = f"lab-base-{lab_base_key(model, tokenizer_dir)}"
+    return any((where / name / INFO_FILE).is_file() for where in (Path(cache), SHIPPED))
 
 
 def ensure_lab_base(model: ModelConfig, tokenizer_dir: str, cache: str | Path, *,

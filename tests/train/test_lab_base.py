@@ -93,6 +93,8 @@ def test_a_shipped_base_is_copied_under_its_key_not_built(tokenizer_dir, tmp_pat
     shipped = tmp_path / "shipped"
     made = ensure_lab_base(model, tokenizer_dir, shipped, threads=1)  # what the script ships
     monkeypatch.setattr(lab_base, "SHIPPED", shipped)
+    assert lab_base.lab_base_at_hand(model, tokenizer_dir, tmp_path / "cache")  # no build
+    assert not lab_base.lab_base_at_hand(_model(seed=1), tokenizer_dir, tmp_path / "cache")
     said = []
     base = ensure_lab_base(model, tokenizer_dir, tmp_path / "cache", threads=1, say=said.append)
     assert not base.built and base.key == made.key and "shipped" in said[0]
