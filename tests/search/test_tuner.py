@@ -195,6 +195,7 @@ def test_sequential_and_mixed_sequential_trials_run(write_sweep):
     assert [list(s["domains"]) for s in manifest["stages"]] == [["code"], ["math"], ["general"]]
 
 
+@pytest.mark.prunes  # last in the session: see conftest.pytest_collection_modifyitems
 def test_pruning_stops_a_weak_trial_and_optuna_hears_pruned(write_sweep):
     """Single-objective sweep with ASHA: the objective is evaluated after each epoch of the final
     stage. Warm-start points fix the order: a trial that learns, then one whose lr is too small to
