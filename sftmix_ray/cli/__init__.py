@@ -315,9 +315,10 @@ def print_next_steps(run_id: str, experiment: str, uri: str,
     for what, command in steps:
         console.print(f"  {what}:", highlight=False)
         console.print(f"    {command}", highlight=False, soft_wrap=True)
-    console.print(f"  In the UI: experiment {experiment!r}, view 'Model training'; filter "
-                  f'tags.pareto_front = "true" for the front, the parent run holds front.png',
-                  highlight=False)
+    console.print(f"  In the UI: experiment {experiment!r}, view 'Model training'",
+                  highlight=False, soft_wrap=True)
+    console.print('    the front: filter tags.pareto_front = "true"; the parent run holds '
+                  "front.png", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

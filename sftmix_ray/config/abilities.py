@@ -15,6 +15,17 @@ BUILTIN_ABILITIES = ("math", "code", "general")
 _RESERVED_PREFIXES = ("loss_", "stage", "samples_", "code_pass_at_", "mt_bench_")
 
 
+def score_range(name: str) -> tuple[float, float]:
+    """The values an objective can take, for clipping an interval that runs past them (a normal
+    or t interval near 0 or 1 does): the three abilities are rates in [0, 1], a held-out loss is
+    non-negative. Any other name (an lm-eval metric may be a perplexity) is left unbounded."""
+    if name in BUILTIN_ABILITIES:
+        return 0.0, 1.0
+    if name.startswith("loss_"):
+        return 0.0, float("inf")
+    return float("-inf"), float("inf")
+
+
 class LmEvalAbility(Strict):
     """One lm-evaluation-harness task scored on the trial's trained model, in memory."""
 

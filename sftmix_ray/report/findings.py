@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 from typing import NamedTuple
 
+from ..config.abilities import score_range
 from . import stats
 from .stats import Estimate, compare, mean_interval, pinned, ranked, separated, spearman
 
@@ -47,7 +48,7 @@ def _pool(rows, o: str, name: str) -> Estimate:
     """Several rows read as one (a strategy's cell, one amount): their mean and the interval of
     that mean (stats.mean_interval), or no interval when any row has none."""
     scores = [r.scores[o] for r in rows]
-    iv = mean_interval(scores, [r.intervals.get(o) for r in rows])
+    iv = mean_interval(scores, [r.intervals.get(o) for r in rows], score_range(o))
     return Estimate(name, statistics.fmean(scores), *(iv[:2] if iv else (None, None)))
 
 

@@ -45,14 +45,16 @@ class Estimate:
         return f"{self.score:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
-def mean_interval(scores: list[float], bounds: list[tuple[float, float, int] | None]
+def mean_interval(scores: list[float], bounds: list[tuple[float, float, int] | None],
+                  limits: tuple[float, float] = (-math.inf, math.inf)
                   ) -> tuple[float, float, int] | None:
     """The 95% interval of the mean of repeats (seeds of one point, or the rows of one cell),
     or None when any repeat has no interval. Repeats are scored on the same evaluation problems,
     so averaging them does not shrink the problem-sampling error: its half-widths are averaged,
     not divided by √m. Seed-to-seed noise does average out: a t interval of the mean of the m
     scores. The two are independent sources, added in quadrature on each side (Wilson intervals
-    are asymmetric near 0 and 1). n is the smallest problem count among the repeats."""
+    are asymmetric near 0 and 1). n is the smallest problem count among the repeats. The interval
+    is clipped to `limits`, the score's range: a t interval over two repeats runs far past it."""
     if not scores or any(b is None for b in bounds):
         return None
     m = len(scores)
@@ -63,8 +65,8 @@ def mean_interval(scores: list[float], bounds: list[tuple[float, float, int] | N
     if m > 1:
         seeds = float(student_t.ppf(0.5 + CONFIDENCE / 2, m - 1)) * \
             statistics.stdev(scores) / math.sqrt(m)
-    return (mean - math.hypot(below, seeds), mean + math.hypot(above, seeds),
-            min(int(b[2]) for b in bounds))
+    return (max(mean - math.hypot(below, seeds), limits[0]),
+            min(mean + math.hypot(above, seeds), limits[1]), min(int(b[2]) for b in bounds))
 
 
 def spearman(xs, ys) -> tuple[float, float]:

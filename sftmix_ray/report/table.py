@@ -10,6 +10,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+from ..config.abilities import score_range
 from ..pareto import dominates_beyond_noise, pareto_mask, pareto_ranks
 from .stats import mean_interval
 
@@ -80,7 +81,7 @@ def _intervals(members, objectives) -> dict[str, tuple[float, float, int]]:
     out = {}
     for o in objectives:
         combined = mean_interval([float(m.metrics[o]) for m in members],
-                                 [_interval(m, o) for m in members])
+                                 [_interval(m, o) for m in members], score_range(o))
         if combined is not None:
             out[o] = combined
     return out

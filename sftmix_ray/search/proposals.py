@@ -18,8 +18,8 @@ import numpy as np
 
 from ..analysis.records import point_key
 from ..analysis.surrogate import Surrogate
+from ..config.abilities import score_range
 from ..config.point import TrialPoint
-from ..config.schema import ABILITY_NAMES
 from ..config.space import TRAIN_PARAMS, SearchSpace
 from ..pareto import default_reference, hypervolume_of, pareto_mask
 from .sampling import stick_breaking, strategy_points
@@ -54,8 +54,9 @@ class Proposal:
 
 
 def score_limits(objectives) -> dict[str, tuple[float, float]]:
-    """The range of each objective that is an ability score (a rate or an F1): [0, 1]."""
-    return {o: (0.0, 1.0) for o in objectives if o in ABILITY_NAMES}
+    """The range of each objective (config.abilities.score_range): rates in [0, 1], held-out
+    losses non-negative."""
+    return {o: score_range(o) for o in objectives}
 
 
 def random_points(space: SearchSpace, n: int, rng: np.random.Generator) -> list[dict]:

@@ -92,6 +92,7 @@ def test_the_table_groups_every_usable_run_once(runs):
             if o in row.intervals:
                 low, high, _ = row.intervals[o]
                 assert low <= row.scores[o] + 1e-12 and row.scores[o] <= high + 1e-12
+                assert 0.0 <= low and high <= 1.0  # the abilities' range, even over 2 seeds
 
 
 @FAST

@@ -6,6 +6,7 @@ import pytest
 from scipy.stats import binomtest, spearmanr
 from scipy.stats import t as student_t
 
+from sftmix_ray.config.abilities import score_range
 from sftmix_ray.report.stats import Estimate, compare, mean_interval, pinned, separated, spearman
 
 
@@ -79,3 +80,16 @@ def test_pinned():
     assert pinned([Estimate("a", 0.0), Estimate("b", 0.02, 0.005, 0.083)]) is None
     assert pinned([Estimate("a", 0.0), Estimate("b", 4.0)]) is None  # not a [0, 1] score
     assert pinned([]) is None
+
+
+def test_mean_interval_stays_in_the_scores_range():
+    # two repeats far apart: the t interval (12.7 × the spread) runs past both ends of [0, 1]
+    scores, bounds = [0.05, 0.95], [(0.0, 0.2, 64), (0.8, 1.0, 64)]
+    low, high, _ = mean_interval(scores, bounds)
+    assert low < 0 and high > 1
+    low, high, _ = mean_interval(scores, bounds, score_range("code"))
+    assert (low, high) == (0.0, 1.0)
+    # a held-out loss is bounded below only; an lm-eval metric not at all
+    assert mean_interval([0.1, 3.0], [(0.1, 0.1, 8), (3.0, 3.0, 8)],
+                         score_range("loss_math"))[:2][0] == 0.0
+    assert score_range("arc_acc") == (-math.inf, math.inf)

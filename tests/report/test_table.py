@@ -26,9 +26,11 @@ def test_a_single_run_carries_its_interval_and_only_where_logged():
 def test_repeats_carry_the_interval_of_their_mean():
     [row] = build_rows([_run("r1", 0, 0.5), _run("r2", 1, 0.6)], OBJECTIVES)
     assert row.n == 2 and row.scores["math"] == pytest.approx(0.55)
-    expected = mean_interval([0.5, 0.6], [(0.4, 0.6, 64), (0.5, 0.7, 64)])
+    expected = mean_interval([0.5, 0.6], [(0.4, 0.6, 64), (0.5, 0.7, 64)], (0.0, 1.0))
     assert row.intervals["math"] == pytest.approx(expected)
     assert row.intervals["math"][0] < 0.45 and row.intervals["math"][1] > 0.65
+    # two seeds' t interval runs past [0, 1]; the table's stays in the score's range
+    assert row.intervals["math"][:2] == (0.0, 1.0)
 
 
 def test_runs_without_interval_metrics_get_none_invented():
