@@ -1,0 +1,112 @@
+"""The sampler's own time per trial at trial 10, 100 and 1,000, side by side, with the ratios:
+the surrogate's must stay flat (trial 1,000 within 2× of trial 100).
+
+    python benchmarks/sampler_cost.py [--trials 1000] [--samplers surrogate,tpe] [--batch 8]
+        [--landscape benchmarks/data/lab_landscape.json] [--allow-stale-lab]
+    python benchmarks/scale.py --sampler-only ...   # the same
+
+The sampler runs in an Optuna study in this process, as `sftmix run` builds it (`make_sampler`,
+`DefineByRun` over the search benchmark's space), each trial scored by the lab landscape's
+surrogate (`landscape.py`); Ray, MLflow and training are left out, so only the sampler's cost
+grows or not (`scale.py` measures the whole driver). The surrogate refits once per batch, so
+its cost per trial is the mean over a window of trials around each mark (two batches wide), not
+one trial's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+MARKS = (10, 100, 1000)
+
+
+def sampler_times(algorithm: str, trials: int, batch: int, land_path: Path, allow_stale: bool,
+                  seed: int = 0) -> list[float]:
+    """Seconds the sampler spent on each trial (suggesting its parameters), trial by trial."""
+    import optuna
+    from landscape import Landscape, Surrogate
+    from search_efficiency import bench_space
+
+    from sftmix_ray.config import SearchConfig
+    from sftmix_ray.search.sampling import DefineByRun
+    from sftmix_ray.search.searcher import make_sampler
+
+    land = Landscape.load(land_path, allow_stale_lab=allow_stale)
+    truth, space = Surrogate(land), bench_space(land)
+    config = SearchConfig(space="-", algorithm=algorithm, seed=seed, num_samples=trials,
+                          objectives={o: "max" for o in land.objectives},
+                          **({"batch_size": batch} if algorithm == "surrogate" else {}))
+    study = optuna.create_study(directions=["maximize"] * len(land.objectives),
+                                sampler=make_sampler(config, space))
+    define = DefineByRun(space)
+    times = []
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        point = define(trial)["point"]  # every parameter suggested: the sampler's whole work
+        times.append(time.perf_counter() - t0)
+        study.tell(trial, truth(point))
+    return times
+
+
+def at_marks(times: list[float], window: int) -> dict[int, float]:
+    """Mean seconds per trial over `window` trials centred on each mark the run reached."""
+    out = {}
+    for mark in MARKS:
+        if mark <= len(times):
+            lo = max(0, min(mark - window // 2, len(times) - window))
+            out[mark] = float(np.mean(times[lo:lo + window]))
+    return out
+
+
+def report(results: dict[str, dict[int, float]], total: dict[str, float]) -> None:
+    print("\nsampler seconds per trial (mean over a window of trials around each mark):")
+    print(f"{'sampler':>10} " + " ".join(f"{'trial ' + str(m):>11}" for m in MARKS) +
+          f" {'1000/100':>9} {'100/10':>8} {'total s':>8}")
+    for name, marks in results.items():
+        cells = " ".join(f"{marks[m]:>11.4f}" if m in marks else f"{'-':>11}" for m in MARKS)
+        late = f"{marks[1000] / marks[100]:.2f}×" if 1000 in marks else "-"
+        early = f"{marks[100] / marks[10]:.2f}×" if 100 in marks else "-"
+        print(f"{name:>10} {cells} {late:>9} {early:>8} {total[name]:>8.0f}")
+    for name, marks in results.items():
+        if 1000 in marks:
+            ratio = marks[1000] / marks[100]
+            print(f"  {name}: trial 1,000 costs {ratio:.2f}× trial 100 "
+                  f"({'within' if ratio <= 2 else 'beyond'} the 2× goal)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--samplers", default="surrogate,tpe")
+    ap.add_argument("--batch", type=int, default=8, help="the surrogate's batch_size")
+    ap.add_argument("--landscape", type=Path,
+                    default=ROOT / "benchmarks" / "data" / "lab_landscape.json")
+    ap.add_argument("--allow-stale-lab", action="store_true",
+                    help="run on a landscape measured on another lab than the current one")
+    args = ap.parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    results, total = {}, {}
+    for algorithm in args.samplers.split(","):
+        times = sampler_times(algorithm, args.trials, args.batch, args.landscape,
+                              args.allow_stale_lab)
+        results[algorithm] = at_marks(times, 2 * args.batch)
+        total[algorithm] = float(np.sum(times))
+        print(f"{algorithm}: {len(times)} trials, sampler {total[algorithm]:.0f} s in all",
+              flush=True)
+    report(results, total)
+
+
+if __name__ == "__main__":
+    main()
