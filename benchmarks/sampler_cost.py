@@ -9,8 +9,8 @@ The sampler runs in an Optuna study in this process, as `sftmix run` builds it (
 `DefineByRun` over the search benchmark's space), each trial scored by the lab landscape's
 surrogate (`landscape.py`); Ray, MLflow and training are left out, so only the sampler's cost
 grows or not (`scale.py` measures the whole driver). The surrogate refits once per batch, so
-its cost per trial is the mean over a window of trials around each mark (two batches wide), not
-one trial's time.
+its cost per trial is the mean over trials 0.8·N to 1.2·N around each mark N, not one trial's
+time (see `at_marks`).
 """
 
 from __future__ import annotations
@@ -58,18 +58,23 @@ def sampler_times(algorithm: str, trials: int, batch: int, land_path: Path, allo
     return times
 
 
-def at_marks(times: list[float], window: int) -> dict[int, float]:
-    """Mean seconds per trial over `window` trials centred on each mark the run reached."""
+def at_marks(times: list[float], batch: int) -> dict[int, float]:
+    """Mean seconds per trial over trials 0.8·N to 1.2·N around each mark N the run reached
+    (at least two batches wide, and ending at the last trial for the last mark): the surrogate
+    optimizes its hyperparameters each time its records grow by a quarter (HYPER_GROWTH), so
+    such a window holds about one optimization at any N, and the marks compare like with like."""
     out = {}
     for mark in MARKS:
-        if mark <= len(times):
-            lo = max(0, min(mark - window // 2, len(times) - window))
-            out[mark] = float(np.mean(times[lo:lo + window]))
+        if mark > len(times):
+            continue
+        lo = min(int(0.8 * mark), max(0, len(times) - 2 * batch))
+        hi = min(max(int(1.2 * mark), lo + 2 * batch), len(times))
+        out[mark] = float(np.mean(times[lo:hi]))
     return out
 
 
 def report(results: dict[str, dict[int, float]], total: dict[str, float]) -> None:
-    print("\nsampler seconds per trial (mean over a window of trials around each mark):")
+    print("\nsampler seconds per trial (mean over trials 0.8·N to 1.2·N around each mark N):")
     print(f"{'sampler':>10} " + " ".join(f"{'trial ' + str(m):>11}" for m in MARKS) +
           f" {'1000/100':>9} {'100/10':>8} {'total s':>8}")
     for name, marks in results.items():
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     for algorithm in args.samplers.split(","):
         times = sampler_times(algorithm, args.trials, args.batch, args.landscape,
                               args.allow_stale_lab)
-        results[algorithm] = at_marks(times, 2 * args.batch)
+        results[algorithm] = at_marks(times, args.batch)
         total[algorithm] = float(np.sum(times))
         print(f"{algorithm}: {len(times)} trials, sampler {total[algorithm]:.0f} s in all",
               flush=True)

@@ -296,9 +296,9 @@ def report(results: list[dict]) -> None:
               f"{s['early_sampler']:.3f} → {s['late_sampler']:.3f} (mean "
               f"{s['early_sampler_mean']:.3f} → {s['late_sampler_mean']:.3f}); driver RSS "
               f"{s['rss_first_mb']:.0f} → {s['rss_last_mb']:.0f} MiB")
-    print("\nsampler seconds per trial at trial 10 / 100 / 1,000 (mean of 16 trials around each):")
+    print("\nsampler seconds per trial at trial 10 / 100 / 1,000 (mean of trials 0.8·N to 1.2·N):")
     for r in results:
-        marks = at_marks(r["sampler_s"], 16)
+        marks = at_marks(r["sampler_s"], 8)
         if 100 in marks:
             late = f", 1000/100 {marks[1000] / marks[100]:.2f}×" if 1000 in marks else ""
             print(f"  {r['algorithm']:>9}: " + " / ".join(f"{v:.4f}" for v in marks.values())

@@ -95,3 +95,16 @@ def test_the_lab_version_moves_with_the_lab_not_with_the_seed():
     # the shipped base model is the one the landscape sweep's lab names
     shipped = ROOT / "sftmix_ray" / "train" / "lab_base_shipped" / f"lab-base-{base['base_key']}"
     assert shipped.is_dir()
+
+
+def test_the_export_names_the_lab_and_refuses_a_sweep_of_an_older_base_model():
+    import export_landscape
+
+    sweep_file = ROOT / "sweeps" / "landscape_lab.yaml"
+    current = lab_version(load_sweep(sweep_file)[0])
+    lab = export_landscape.measured_lab(sweep_file, {"sftmix.base_model": current["base_key"],
+                                                     "sftmix.data_key": "d1"})
+    assert lab == {**current, "data_key": "d1"}
+    with pytest.raises(SystemExit, match="older lab"):
+        export_landscape.measured_lab(sweep_file, {"sftmix.base_model": "0" * 20})
+    assert export_landscape._seed({"seed": "2"}) == 2 and export_landscape._seed({}) is None
