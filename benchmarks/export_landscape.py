@@ -3,9 +3,13 @@ JSON the search benchmark fits its surrogate to.
 
     sftmix run sweeps/landscape_lab.yaml
     python benchmarks/export_landscape.py [--experiment sftmix-landscape_lab] [--tracking-uri URI]
-                                          [--out benchmarks/data/lab_landscape.json]
+        [--sweep sweeps/landscape_lab.yaml] [--out benchmarks/data/lab_landscape.json]
 
 Takes the experiment's most recent sweep (parent run); its failed trials are left out and counted.
+Each trial keeps its training seed (a grid repeated over seeds: `search.seeds`), and the file
+names the lab it was measured on (`lab`: `train/lab_base.lab_version` of `--sweep`, with the
+sweep's data key), so `landscape.py` can tell it from a later lab's. The sweep's own base model
+(its MLflow tag) must be the current lab's: a sweep measured before the lab changed is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--experiment", default="sftmix-landscape_lab")
     ap.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    ap.add_argument("--sweep", type=Path, default=ROOT / "sweeps" / "landscape_lab.yaml",
+                    help="the sweep file it ran (its lab version is written)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "data" / "lab_landscape.json")
     args = ap.parse_args()
 
@@ -39,6 +45,7 @@ def main() -> None:
     if not parents:
         sys.exit(f"no sweep run in experiment {args.experiment!r}")
     parent, runs = load_runs(args.tracking_uri, sweep=parents[0].info.run_id)
+    lab = measured_lab(args.sweep, parents[0].data.tags)
     objectives = [o.split(":")[0] for o in parent.params["objectives"].split(",")]
     domains = parent.params["domains"].split(",")
     trials, failed = [], 0
@@ -49,7 +56,7 @@ def main() -> None:
         ratio = {d: float(r.params.get(f"ratio.{d}", 0.0)) for d in domains}
         k = r.params.get("k")
         trials.append({"ratio": ratio, "amount": int(r.params["amount"]),
-                       "strategy": r.params["strategy"],
+                       "strategy": r.params["strategy"], "seed": _seed(r.params),
                        "k": float(k) if k not in (None, "", "None") else None,
                        **{o: float(r.metrics[o]) for o in objectives},
                        "train_seconds": r.metrics.get("train_seconds")})
@@ -57,9 +64,31 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "source": f"MLflow sweep {parent.run_id} (experiment {args.experiment!r})",
-        "sweep": parent.params.get("model", ""), "domains": domains, "objectives": objectives,
+        "sweep": parent.params.get("model", ""), "lab": lab, "domains": domains,
+        "objectives": objectives,
         "amount_range": [min(amounts), max(amounts)], "trials": trials}, indent=1))
-    print(f"{len(trials)} trials ({failed} failed or incomplete, left out) → {args.out}")
+    print(f"{len(trials)} trials ({failed} failed or incomplete, left out), lab "
+          f"{lab['version']} → {args.out}")
+
+
+def measured_lab(sweep_path: Path, tags: dict) -> dict:
+    """The lab the sweep ran on: the current lab's version, once the sweep's own base model (its
+    `sftmix.base_model` tag) is found to be the current lab's."""
+    from sftmix_ray.config import load_sweep
+    from sftmix_ray.train.lab_base import lab_version
+
+    lab = lab_version(load_sweep(sweep_path)[0])
+    ran = tags.get("sftmix.base_model")
+    if ran is not None and ran != "none" and ran != lab["base_key"]:
+        sys.exit(f"the sweep ran on lab base model {ran}, the current lab's is "
+                 f"{lab['base_key']}: its scores are an older lab's; run it again "
+                 f"(sftmix run {sweep_path}) before exporting")
+    return {**lab, "data_key": tags.get("sftmix.data_key")}
+
+
+def _seed(params: dict) -> int | None:
+    seed = params.get("seed")
+    return int(seed) if seed not in (None, "", "None") else None
 
 
 if __name__ == "__main__":

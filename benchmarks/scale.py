@@ -6,6 +6,8 @@ in the trial), for each sampler.
     python benchmarks/scale.py [--trials tpe=1000,surrogate=1000,nsga2=500,gp=150]
         [--out docs/scale_run.json] [--plot docs/scale_run.png]
     python benchmarks/scale.py --results DIR/result.json ...   # summarize and plot saved runs
+    python benchmarks/scale.py --sampler-only [--trials 1000] [--samplers surrogate,tpe]
+        # the sampler alone, no Ray: its time at trial 10/100/1,000 (benchmarks/sampler_cost.py)
 
 Each sampler runs in its own process (one Ray session each). Per trial it records: the
 orchestration time, the gap between one trial's end and the next one's start (trials run one at
@@ -62,7 +64,9 @@ def _landscape():
     if _LAND is None:
         from landscape import Landscape, Surrogate
 
-        _LAND = Surrogate(Landscape.load(ROOT / "benchmarks" / "data" / "lab_landscape.json"))
+        # Only its cost matters here, not its figures: a landscape of an older lab times the same
+        _LAND = Surrogate(Landscape.load(ROOT / "benchmarks" / "data" / "lab_landscape.json",
+                                         allow_stale_lab=True))
     return _LAND
 
 
@@ -111,7 +115,8 @@ def write_sweep(tmp: Path, algorithm: str, trials: int, cache: Path) -> Path:
     from landscape import Landscape
     from search_efficiency import bench_space
 
-    land = Landscape.load(ROOT / "benchmarks" / "data" / "lab_landscape.json")
+    land = Landscape.load(ROOT / "benchmarks" / "data" / "lab_landscape.json",
+                          allow_stale_lab=True)
     (tmp / "space.yaml").write_text(yaml.safe_dump(bench_space(land).model_dump(
         mode="json", exclude_none=True)))
     sweep = yaml.safe_load((ROOT / "sweeps" / "quickstart.yaml").read_text())
@@ -215,6 +220,11 @@ def plot(results: list[dict], path: Path) -> None:
 
 
 def main() -> None:
+    if "--sampler-only" in sys.argv:  # minutes instead of the whole driver's hours
+        from sampler_cost import main as sampler_only
+
+        sampler_only([a for a in sys.argv[1:] if a != "--sampler-only"])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", default="tpe=1000,surrogate=1000,nsga2=500,gp=150")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "scale_run.json")
@@ -271,6 +281,8 @@ def finish(results: list[dict], args) -> None:
 
 
 def report(results: list[dict]) -> None:
+    from sampler_cost import at_marks
+
     print("\nseconds per trial, trials 10-109 → the last 100 (late/early):")
     for r in results:
         s = r["summary"]
@@ -284,6 +296,13 @@ def report(results: list[dict]) -> None:
               f"{s['early_sampler']:.3f} → {s['late_sampler']:.3f} (mean "
               f"{s['early_sampler_mean']:.3f} → {s['late_sampler_mean']:.3f}); driver RSS "
               f"{s['rss_first_mb']:.0f} → {s['rss_last_mb']:.0f} MiB")
+    print("\nsampler seconds per trial at trial 10 / 100 / 1,000 (mean of trials 0.8·N to 1.2·N):")
+    for r in results:
+        marks = at_marks(r["sampler_s"], 8)
+        if 100 in marks:
+            late = f", 1000/100 {marks[1000] / marks[100]:.2f}×" if 1000 in marks else ""
+            print(f"  {r['algorithm']:>9}: " + " / ".join(f"{v:.4f}" for v in marks.values())
+                  + f" (100/10 {marks[100] / marks[10]:.2f}×{late})")
     for r in results:
         if "cli_pareto_s" in r:
             print(f"\non {r['trials']} runs: `sftmix pareto` {r['cli_pareto_s']:.1f} s, "

@@ -113,19 +113,23 @@ def _unit(value, r) -> float:
     return (value - lo) / (hi - lo) if hi > lo else 0.0
 
 
-def fit_gp(X: np.ndarray, y: np.ndarray, seed: int = 0, centred: bool = True):
+def fit_gp(X: np.ndarray, y: np.ndarray, seed: int = 0, centred: bool = True, *, keep=None):
     """An ARD Matérn-5/2 GP with a learned noise level. The kernel's hyperparameters are fitted
     on at most MAX_FIT_POINTS trials (a seeded subset), then the GP is conditioned on all of
     them with those hyperparameters fixed: a sweep of a thousand trials pays one Cholesky
     factorisation per refit, not a thousand-point likelihood optimisation. `centred=False`: the
     prior mean is 0, not the data's mean (a residual on a proxy: far from the target trials,
     the proxy's prediction stands, instead of a shift learned from a few nearby trials).
+    `keep`: an earlier fit's kernel whose hyperparameters are kept, the GP only conditioned on
+    the data (the sampler's flat cost: search/surrogate.py); one for other coordinates is not.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
     d = X.shape[1]
+    if keep is not None and _dims(keep) == d:
+        return GaussianProcessRegressor(keep, normalize_y=centred, optimizer=None).fit(X, y)
     kernel = ConstantKernel(1.0 if centred else max(float(np.var(y)), 1e-4), (1e-5, 1e3)) * \
         Matern(length_scale=np.full(d, 0.5), length_scale_bounds=(1e-2, 1e2), nu=2.5) + \
         WhiteKernel(1e-2, (1e-6, 1.0))
@@ -142,6 +146,14 @@ def fit_gp(X: np.ndarray, y: np.ndarray, seed: int = 0, centred: bool = True):
             gp = GaussianProcessRegressor(gp.kernel_, normalize_y=centred,
                                           optimizer=None).fit(X, y)
     return gp
+
+
+def _dims(kernel) -> int | None:
+    """How many coordinates a kernel of fit_gp's shape has length scales for."""
+    try:
+        return len(np.atleast_1d(kernel.k1.k2.length_scale))
+    except AttributeError:
+        return None
 
 
 @dataclass
@@ -166,16 +178,23 @@ class AbilityModel:
             mean, var = mean + self.offset, var + self.spread ** 2
         return mean, np.sqrt(np.maximum(var, 1e-12))
 
+    def kernels(self) -> dict:
+        """The fitted kernels, to start (or keep) the next refit's from."""
+        return {name: gp.kernel_ for name, gp in (("proxy", self.proxy),
+                                                   ("residual", self.residual)) if gp is not None}
 
-def _fit_ability(Xp, yp, Xt, yt, seed: int) -> AbilityModel:
-    proxy = fit_gp(Xp, yp, seed) if len(yp) >= 2 else None
+
+def _fit_ability(Xp, yp, Xt, yt, seed: int, keep: dict | None = None) -> AbilityModel:
+    keep = keep or {}
+    proxy = fit_gp(Xp, yp, seed, keep=keep.get("proxy")) if len(yp) >= 2 else None
     prior = proxy.predict(Xt) if proxy is not None and len(yt) else np.zeros(len(yt))
     rho = 1.0 if proxy is not None else 0.0
     if proxy is not None and len(yt) >= MIN_TARGET_FOR_RHO and np.std(prior) > 1e-9:
         slope = np.polyfit(prior, yt, 1)[0]
         rho = float(np.clip(slope, 0.25, 4.0))
     resid = yt - rho * prior
-    residual = fit_gp(Xt, resid, seed, centred=proxy is None) if len(yt) >= 3 else None
+    residual = fit_gp(Xt, resid, seed, centred=proxy is None, keep=keep.get("residual")) \
+        if len(yt) >= 3 else None
     spread = float(np.std(yp)) if len(yp) else 1.0
     if len(yt) >= 2:
         spread = max(float(np.std(resid)), 1e-3)
@@ -184,10 +203,11 @@ def _fit_ability(Xp, yp, Xt, yt, seed: int) -> AbilityModel:
 
 class Surrogate:
     """Per-ability models over a space, fitted to records of any fidelity; predictions are
-    for the target fidelity."""
+    for the target fidelity. `keep`: an earlier surrogate's `kernels` (per objective), whose
+    hyperparameters it keeps, only conditioning on these records (None: it fits them)."""
 
     def __init__(self, space: SearchSpace, objectives: list[str], records: list[Record],
-                 seed: int = 0):
+                 seed: int = 0, *, keep: dict | None = None):
         if not records:
             raise ValueError("the surrogate needs at least one finished trial")
         self.objectives, self.records = list(objectives), list(records)
@@ -202,9 +222,15 @@ class Surrogate:
         else:
             self._proxy_fidelity = False
         self.models = {o: _fit_ability(Xp, np.array([r.values[o] for r in proxy]), Xt,
-                                       np.array([r.values[o] for r in target]), seed)
+                                       np.array([r.values[o] for r in target]), seed,
+                                       (keep or {}).get(o))
                        for o in self.objectives}
         self.n_target, self.n_proxy = len(target), len(proxy)
+
+    @property
+    def kernels(self) -> dict[str, dict]:
+        """Per objective, its models' fitted kernels (what a later refit may `keep`)."""
+        return {o: m.kernels() for o, m in self.models.items()}
 
     def predict(self, points: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std), each (points, objectives), at the target fidelity."""

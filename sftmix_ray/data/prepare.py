@@ -180,16 +180,22 @@ def _tokenizer_files_digest(directory: Path) -> str:
     return digest([(p.name, file_digest(p)) for p in files])
 
 
+def lab_base_tokenizer_name(model) -> str:
+    """The directory name (content key) of the lab base model's tokenizer, computed without
+    building it (the lab's version names the base model by it: train/lab_base.lab_version)."""
+    key = digest({"v": CACHE_VERSION, "kind": "lab-base-bpe", "vocab": model.lab_vocab_size,
+                  "corpus": [LAB_TOKENIZER_CORPUS, LAB_TOKENIZER_WEB],
+                  "code": [file_digest(Path(lab.__file__)), file_digest(Path(lab_web.__file__))]})
+    return f"tokenizer-{key}"
+
+
 def _lab_base_tokenizer(model, cache: Path) -> Path:
     """The lab base model's tokenizer: fitted on the lab's web text and all three lab domains,
     whatever domains this sweep declares, so one base model serves every lab sweep (as a hub
     model's tokenizer does); a sweep's other domains are tokenized with it, byte-level."""
     from .lab_web import web_corpus
 
-    key = digest({"v": CACHE_VERSION, "kind": "lab-base-bpe", "vocab": model.lab_vocab_size,
-                  "corpus": [LAB_TOKENIZER_CORPUS, LAB_TOKENIZER_WEB],
-                  "code": [file_digest(Path(lab.__file__)), file_digest(Path(lab_web.__file__))]})
-    final = cache / f"tokenizer-{key}"
+    final = cache / lab_base_tokenizer_name(model)
     if not (final / "tokenizer.json").is_file():
         from .template import VicunaTemplate
         from .tokenizer import train_lab_tokenizer

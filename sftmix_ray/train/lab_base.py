@@ -51,6 +51,25 @@ def lab_base_key(model: ModelConfig, tokenizer_dir: str) -> str:
                   length=20)
 
 
+def lab_version(sweep) -> dict:
+    """What a lab measurement depends on, named: the base model's content key (its model,
+    pretraining, tokenizer and the lab's generators), the lab data generators' own digest, and
+    the sweep's data, model, training and evaluation settings (the training seed aside: seed
+    repeats are one lab). `version` digests them all; a landscape measured under another version
+    is another lab's (benchmarks/landscape.py refuses to mix them)."""
+    from ..data.prepare import lab_base_tokenizer_name
+
+    model = sweep.model
+    base = lab_base_key(model, lab_base_tokenizer_name(model)) if model.lab_base else None
+    settings = {"domains": {n: d.model_dump(mode="json") for n, d in sweep.domains.items()},
+                "model": model.model_dump(mode="json"),
+                "train": sweep.train.model_dump(mode="json", exclude={"seed"}),
+                "evaluate": sweep.evaluate.model_dump(mode="json")}
+    parts = {"base_key": base, "lab_data": file_digest(Path(lab.__file__)),
+             "settings": digest(settings)}
+    return {"version": digest(parts, length=12), **parts}
+
+
 def lab_base_at_hand(model: ModelConfig, tokenizer_dir: str, cache: str | Path) -> bool:
     """Whether this base model needs no build: in the cache, or shipped with the package (a
     copy away). False also when there is none to build."""

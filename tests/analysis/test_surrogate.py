@@ -114,3 +114,38 @@ def test_rank_agreement_pairs_mixtures_across_amounts():
     assert len(pairs) == 5 and rho["general"] == pytest.approx(1.0)
     _, few = rank_agreement(proxy, target[:2], OBJ)
     assert few == {o: None for o in OBJ}
+
+
+def test_kept_hyperparameters_only_condition_on_new_trials():
+    """The sampler's flat cost: a refit that keeps an earlier fit's kernels optimizes nothing
+    (its kernels are those it was given) yet learns from the trials it was not fitted to."""
+    space = SearchSpace.model_validate(SPACE)
+    first = Surrogate(space, list(OBJ), _records(20))
+    new = _records(20, seed=1)
+    more = _records(20) + new
+    kept = Surrogate(space, list(OBJ), more, keep=first.kernels)
+    for o in OBJ:
+        for role, kernel in kept.kernels[o].items():
+            assert np.allclose(kernel.theta, first.kernels[o][role].theta)
+    X = [r.point for r in new]
+    truth = np.array([[r.values[o] for o in OBJ] for r in new])
+    err_first = np.abs(first.predict(X)[0] - truth).mean()
+    err_kept = np.abs(kept.predict(X)[0] - truth).mean()
+    assert err_kept < err_first  # conditioned on the new trials, it predicts them better
+    moved = Surrogate(space, list(OBJ), more)  # without `keep`, it optimizes them again
+    assert any(not np.allclose(moved.kernels[o]["residual"].theta,
+                               first.kernels[o]["residual"].theta) for o in OBJ)
+
+
+def test_a_kernel_for_other_coordinates_is_not_kept():
+    space = SearchSpace.model_validate(SPACE)
+    first = Surrogate(space, list(OBJ), _records(20))
+    wrong = {o: {"residual": first.kernels[o]["residual"].clone_with_theta(
+        first.kernels[o]["residual"].theta)} for o in OBJ}
+    for o in OBJ:  # a kernel with one length scale too many: a space of other coordinates
+        k = wrong[o]["residual"]
+        k.k1.k2.length_scale = np.append(np.atleast_1d(k.k1.k2.length_scale), 1.0)
+    refit = Surrogate(space, list(OBJ), _records(20), keep=wrong)
+    d = len(refit.encoder.names())
+    for o in OBJ:
+        assert len(np.atleast_1d(refit.kernels[o]["residual"].k1.k2.length_scale)) == d

@@ -107,3 +107,43 @@ def test_prior_records_inform_the_first_trial_and_failures_do_not_stop_it():
     assert study.trials[0].user_attrs.get(PROPOSAL_ATTR) is not None
     assert [t.state.name for t in study.trials].count("FAIL") == 1
     assert all(t.user_attrs.get(PROPOSAL_ATTR) for t in study.trials)
+
+
+def test_hyperparameters_are_optimized_again_only_as_the_records_grow_by_a_quarter(monkeypatch):
+    """Flat cost: past KEEP_FROM records (3 here, 128 in a sweep), most refits keep the last
+    kernels; optimizations come at geometric steps."""
+    from sftmix_ray.search import surrogate as sampler_module
+
+    calls = []
+    real = sampler_module.Surrogate
+
+    def spy(*args, **kwargs):
+        calls.append((len(args[2]), kwargs["keep"] is None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler_module, "Surrogate", spy)
+    monkeypatch.setattr(sampler_module, "KEEP_FROM", 3)
+    space = SearchSpace.model_validate(SPACE)
+    _study(SurrogateSampler(space, OBJ, batch_size=1, candidates=64), space, 10,
+           lambda p: tuple(scores(p).values()))
+    optimized = [n for n, optimize in calls if optimize]
+    assert calls[0] == (3, True)  # the first fit has nothing to keep
+    expected, last = [], 0  # the first refit whose records reach 1.25× the last optimized
+    for n, _ in calls:
+        if not expected or n >= 1.25 * last:
+            expected.append(n)
+            last = n
+    assert optimized == expected and len(optimized) < len(calls)
+
+
+def test_below_keep_from_every_refit_optimizes(monkeypatch):
+    from sftmix_ray.search import surrogate as sampler_module
+
+    calls = []
+    real = sampler_module.Surrogate
+    monkeypatch.setattr(sampler_module, "Surrogate",
+                        lambda *a, **k: calls.append(k["keep"]) or real(*a, **k))
+    space = SearchSpace.model_validate(SPACE)
+    _study(SurrogateSampler(space, OBJ, batch_size=1, candidates=64), space, 6,
+           lambda p: tuple(scores(p).values()))
+    assert calls and all(keep is None for keep in calls)
