@@ -18,6 +18,9 @@ class Stage:
     counts: dict[str, int]
     epochs: int | None = None  # None: the sweep's train.epochs
     steps: int | None = None  # a cap on optimizer steps, for stages measured in steps
+    # strategy online: the method and knobs; `counts` are then the prior (the searched ratio ×
+    # amount), the stage draws amount × epochs samples by weights that move (train.online_loop)
+    online: dict | None = None
 
     @property
     def size(self) -> int:
@@ -37,7 +40,7 @@ def custom_stages(stage_specs: list, counts: dict[str, int]) -> list[Stage]:
 
 def plan_stages(strategy: str, counts: dict[str, int], specialized: list[str],
                 k: float | None = None, order: list[str] | None = None,
-                custom: list | None = None) -> list[Stage]:
+                custom: list | None = None, online: dict | None = None) -> list[Stage]:
     if custom is not None:
         return custom_stages(custom, counts)
     general = [d for d in counts if d not in specialized]
@@ -54,6 +57,10 @@ def plan_stages(strategy: str, counts: dict[str, int], specialized: list[str],
             raise ValueError(f"DMT needs k in (0, 1], got {k!r}")
         replay = {d: round(k * n) for d, n in spec.items()}
         stages = [Stage("specialized", spec), Stage(f"general+{k:g}specialized", {**gen, **replay})]
+    elif strategy == "online":
+        if not online or online.get("method") not in ("exp3", "doremi"):
+            raise ValueError(f"online needs a method (exp3 or doremi), got {online!r}")
+        stages = [Stage(f"online_{online['method']}", dict(counts), online=dict(online))]
     else:
         raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     return [s for s in stages if s.size > 0]

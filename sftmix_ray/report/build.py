@@ -9,7 +9,7 @@ import io
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..tracking.runs import artifact_dict, attach_directory, load_runs
+from ..tracking.runs import artifact_dict, attach_directory, load_runs, online_trajectories
 from . import findings, plots, study
 from .table import build_rows, domains_of
 from .transfer import proxy_lines
@@ -46,6 +46,9 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
     domains = domains_of(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = plots.all_figures(rows, names, domains)
+    online = plots.online_weights(online_trajectories(tracking_uri, runs, domains))
+    if online is not None:
+        figures["online_weights"] = online
     images = {}
     for key, fig in figures.items():
         buf = io.BytesIO()
@@ -154,7 +157,8 @@ def _figure_titles() -> dict[str, str]:
             "parallel": "From mixture to abilities",
             "scaling": "Scaling with data amount (RQ1)",
             "mixed_vs_single": "Mixed against single-domain training (RQ2)",
-            "dmt_k": "DMT's k trade-off"}
+            "dmt_k": "DMT's k trade-off",
+            "online_weights": "Online trials: domain weights during training"}
 
 
 def render_html(ctx) -> str:
