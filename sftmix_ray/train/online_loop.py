@@ -145,7 +145,8 @@ class _Sync:
             import torch.distributed as dist
 
             dist.all_reduce(self.acc)
-        sums, counts, ref = self.acc.cpu().numpy()
+        # a copy: on a CPU device .cpu().numpy() shares the memory that zero_() clears
+        sums, counts, ref = self.acc.cpu().numpy().copy()
         self.acc.zero_()
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(counts > 0, sums / counts, np.nan), \

@@ -62,7 +62,9 @@ class DomainWeights:
         self.method, self.eta, self.c = method, float(step_size), float(smoothing)
         # the prior, floored: a domain the ratio left out can still be drawn and earn weight
         self.weights = smooth(prior, self.c)
-        self.log_prior = np.log(np.maximum(self.weights, TINY))
+        # exp3's weights are smooth(softmax(log prior + η·rewards)): the prior itself here, so
+        # that with no reward yet they are the initial weights (not smoothed twice)
+        self.log_prior = np.log(np.maximum(prior / prior.sum(), TINY))
         self.state = np.zeros(len(prior))  # exp3: smoothed rewards; doremi: summed excess
 
     def update(self, losses, reference=None) -> np.ndarray:

@@ -72,6 +72,19 @@ def test_doremi_moves_weight_to_the_domain_with_excess_loss():
         w.update([1.0, 1.0, 1.0])
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_no_signal_keeps_exp3_at_the_prior(method):
+    """An interval where no domain was drawn: exp3 stays where it was; doremi's step is the
+    identity before its smoothing, so it drifts toward uniform (DoReMi's Algorithm 1)."""
+    w = DomainWeights(method, np.array([3.0, 1.0]), 1.0, 0.2)
+    start = w.weights.copy()
+    after = w.update([np.nan, np.nan], [np.nan, np.nan])
+    if method == "exp3":
+        assert np.allclose(after, start)
+    else:
+        assert np.allclose(after, smooth(start, 0.2))
+
+
 def test_exp3_rewards_the_domain_with_the_higher_loss():
     w = DomainWeights("exp3", np.ones(2), 1.0, 0.0)
     for _ in range(10):
@@ -175,6 +188,7 @@ def test_an_online_stage_trains_draws_its_budget_and_records_its_trajectory(meth
         assert abs(sum(h["weights"]) - 1) < 1e-9 and min(h["weights"]) >= 0.2 / 3 - 1e-12
     assert abs(sum(online["mean"].values()) - 1) < 1e-9
     assert ("reference_loss" in hist[1]) == (method == "doremi")
+    assert all(v is not None and 0 < v < 20 for h in hist[1:] for v in h["loss"][:1])
     assert r["epochs"] == [1]  # the middle of two epochs' worth of draws
     assert _train(method)["online"] == online  # deterministic for a seed
 
@@ -214,4 +228,5 @@ def test_two_workers_ddp_and_fsdp_agree_on_the_weights():
         assert sum(online["drawn"].values()) == 80
         assert len(online["history"]) > 2
         # every interval has losses (all-reduced: equal on both ranks, checked above)
-        assert all(any(v is not None for v in h["loss"]) for h in online["history"][1:])
+        assert all(any(v is not None and v > 0 for v in h["loss"])
+                   for h in online["history"][1:])
