@@ -1,7 +1,7 @@
 """Online mixtures against a searched static mixture, on the lab, at matched budgets.
 
     python benchmarks/online_vs_static.py [--static 6] [--seeds 2] [--amount 1000]
-        [--methods exp3,doremi] [--step-size 1] [--smoothing 0.1] [--warmup 0.1]
+        [--methods exp3,doremi] [--step-size S] [--smoothing 0.1] [--warmup 0.1]
         [--update-every 4] [--storage runs/bench_online] [--keep]
 
 Three sweeps of the quickstart's settings (sweeps/quickstart.yaml: its lab, model, training and
@@ -166,7 +166,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2, help="seed repeats per online method")
     ap.add_argument("--amount", type=int, default=1000, help="samples per trial (× epochs)")
     ap.add_argument("--methods", default="exp3,doremi")
-    ap.add_argument("--step-size", type=float, default=1.0)
+    ap.add_argument("--step-size", type=float, default=None,
+                    help="default: each method's (exp3 0.1, doremi 1)")
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--warmup", type=float, default=0.1)
     ap.add_argument("--update-every", type=int, default=4)
@@ -181,9 +182,9 @@ def main() -> None:
     static = run("bench_static", base_space({"multi_task": {}, "dmt": {"k": DMT_K}},
                                             {"kind": "simplex"}, args.amount),
                  {"algorithm": "tpe", "num_samples": args.static, "seed": 0}, args, work)
-    knobs = {"step_size": {"choices": [args.step_size]},
-             "smoothing": {"choices": [args.smoothing]}, "warmup": {"choices": [args.warmup]},
-             "update_every": {"choices": [args.update_every]}}
+    knobs = {"smoothing": {"choices": [args.smoothing]}, "warmup": {"choices": [args.warmup]},
+             "update_every": {"choices": [args.update_every]},
+             **({"step_size": {"choices": [args.step_size]}} if args.step_size else {})}
     online = run("bench_online", base_space(
         {"online": {"methods": args.methods.split(","), **knobs}},
         {"kind": "fixed", "fixed": {d: 1 for d in DOMAINS}}, args.amount),

@@ -15,8 +15,16 @@ from .schema import Strict
 # stage whose domain weights move during training (train.online_weights).
 BUILT_IN_STRATEGIES = ("multi_task", "sequential", "mixed_sequential", "dmt", "online")
 ONLINE_METHODS = ("exp3", "doremi")
-# An online knob's value when the space does not search it.
+# An online knob's value when the space does not search it (online_default: the step size per
+# method: exp3's rewards are losses over draw probabilities, ~15 on the lab, so its exponent
+# needs a step ten times smaller than DoReMi's 1 on excess losses; at 2 the lab's exp3 weights
+# swung between domains at every update).
 ONLINE_DEFAULTS = {"step_size": 1.0, "smoothing": 0.1, "warmup": 0.1, "update_every": 4}
+EXP3_STEP_SIZE = 0.1
+
+
+def online_default(name: str, method: str):
+    return EXP3_STEP_SIZE if name == "step_size" and method == "exp3" else ONLINE_DEFAULTS[name]
 
 
 class RatioSpace(Strict):

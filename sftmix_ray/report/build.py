@@ -146,7 +146,7 @@ def _trial_table(ctx) -> tuple[list[str], list[list[str]], list[str]]:
     names = list(ctx["objectives"])
     header = ["trial", "front", "rank", "strategy", "k", "samples per domain", *names, "runs"]
     body = [[r.name, "★" if r.front else "≈" if r.within_noise else "", str(r.rank),
-             r.strategy or "",
+             findings._strategy_name(r) if r.strategy == "online" else r.strategy or "",
              "" if r.k is None else f"{r.k:g}", _mixture(r), *[_fmt(r, o) for o in names],
              str(r.n)] for r in ctx["rows"]]
     return header, body, ["front" if r.front else "" for r in ctx["rows"]]

@@ -20,7 +20,7 @@ from ..analysis.records import point_key
 from ..analysis.surrogate import Surrogate
 from ..config.point import TrialPoint
 from ..config.schema import ABILITY_NAMES
-from ..config.space import ONLINE_DEFAULTS, TRAIN_PARAMS, SearchSpace
+from ..config.space import TRAIN_PARAMS, SearchSpace, online_default
 from ..pareto import default_reference, hypervolume_of, pareto_mask
 from .sampling import ONLINE_TYPES, stick_breaking, strategy_points
 
@@ -74,7 +74,8 @@ def random_points(space: SearchSpace, n: int, rng: np.random.Generator) -> list[
                           space.train.items()}
         if p["strategy"] == "online":  # its knobs drawn as the train ones are
             p["online"] = {**p["online"], **{
-                n: ONLINE_DEFAULTS[n] if r is None else _draw(r, ONLINE_TYPES[n], rng)
+                n: online_default(n, p["online"]["method"]) if r is None
+                else _draw(r, ONLINE_TYPES[n], rng)
                 for n, r in space.options("online").online_knobs()}}
         out.append(TrialPoint(**p).to_wire())
     return out

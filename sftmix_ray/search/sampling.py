@@ -7,7 +7,14 @@ from __future__ import annotations
 import itertools
 
 from ..config.point import POINT_KEY, TrialPoint
-from ..config.space import ONLINE_DEFAULTS, ONLINE_METHODS, TRAIN_PARAMS, SearchSpace, ValueRange
+from ..config.space import (
+    ONLINE_DEFAULTS,
+    ONLINE_METHODS,
+    TRAIN_PARAMS,
+    SearchSpace,
+    ValueRange,
+    online_default,
+)
 
 ONLINE_TYPES = {"step_size": float, "smoothing": float, "warmup": float, "update_every": int}
 
@@ -135,7 +142,7 @@ def suggest_online(trial, space: SearchSpace) -> dict:
     method = trial.suggest_categorical("online_method", opts.methods or list(ONLINE_METHODS))
     knobs = {"method": method}
     for name, r in opts.online_knobs():
-        knobs[name] = ONLINE_DEFAULTS[name] if r is None else \
+        knobs[name] = online_default(name, method) if r is None else \
             _suggest(trial, f"online.{name}", r, ONLINE_TYPES[name])
     if method == "doremi":
         knobs["reference"] = opts.reference
@@ -151,10 +158,10 @@ def online_variants(space: SearchSpace, grid: bool = True) -> list[dict]:
     ranged = [n for n, r in knobs if r is not None and r.choices is None]
     if ranged:
         raise ValueError(f"strategies.online: a grid needs choices, not ranges, for {ranged}")
-    values = [[ONLINE_DEFAULTS[n]] if r is None else [ONLINE_TYPES[n](v) for v in r.choices]
-              for n, r in knobs]
     out = []
     for method in opts.methods or list(ONLINE_METHODS):
+        values = [[online_default(n, method)] if r is None else
+                  [ONLINE_TYPES[n](v) for v in r.choices] for n, r in knobs]
         extra = {"reference": opts.reference} if method == "doremi" else {}
         out.extend({"strategy": "online", "online": {"method": method, **dict(
             zip([n for n, _ in knobs], combo)), **extra}} for combo in itertools.product(*values))

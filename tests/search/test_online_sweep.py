@@ -63,8 +63,12 @@ def test_online_trials_record_their_trajectory_and_the_report_draws_it(write_swe
             assert min(w for _, w in hist[d]) >= 0.2 / 3 - 1e-9  # the smoothing floor
         assert any(not np.isclose(hist["math"][i][1], hist["math"][0][1])
                    for i in range(1, steps)), f"{method}: the weights never moved"
-        losses = client.get_metric_history(run["run_id"], "online_loss_math")
-        assert len(losses) >= steps - 2 and all(np.isfinite(m.value) for m in losses)
+        losses = {d: client.get_metric_history(run["run_id"], f"online_loss_{d}")
+                  for d in DOMAINS}
+        assert all(np.isfinite(m.value) and 0 < m.value < 20 for d in DOMAINS
+                   for m in losses[d])
+        # every interval drew some domain (a domain not drawn in one logs no loss for it)
+        assert {m.step for d in DOMAINS for m in losses[d]} == set(range(1, steps))
         ref = client.get_metric_history(run["run_id"], "reference_loss_math")
         assert bool(ref) == (method == "doremi")
     # a static trial has no trajectory
@@ -76,6 +80,7 @@ def test_online_trials_record_their_trajectory_and_the_report_draws_it(write_swe
     md = (tmp_path / "report" / "report.md").read_text()
     assert "Online trials: domain weights during training" in md
     assert "![online_weights](online_weights.png)" in md
+    assert "online (exp3)" in md and "online (doremi)" in md  # each method a strategy
     assert (tmp_path / "report" / "online_weights.png").stat().st_size > 5000
     assert "online_weights" in (tmp_path / "report" / "report.html").read_text()
 
