@@ -66,8 +66,8 @@ def reference_model(stages, core, device):
     wanted = {s.knobs.get("reference", "base") for s in stages
               if isinstance(s, OnlineStageData) and s.knobs["method"] == "doremi"}
     for ref in wanted:
-        if ref == "base":
-            model = copy.deepcopy(core)
+        if ref == "base":  # `core` may still be on the host: DDP/FSDP's prepare moves it later
+            model = copy.deepcopy(core).to(device)
         else:
             from transformers import AutoModelForCausalLM
 
