@@ -35,7 +35,9 @@ def _best_table(ctx) -> tuple[list[str], list[list[str]]]:
 
 
 def _mixture(row) -> str:
-    return " ".join(f"{d}={n:.0f}" for d, n in row.samples.items() if n) or "?"
+    text = " ".join(f"{d}={n:.0f}" for d, n in row.samples.items() if n) or "?"
+    # an online trial's counts are the prior its weights start from (drawn_<domain>: the draws)
+    return f"prior {text}" if row.strategy == "online" else text
 
 
 def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,

@@ -81,6 +81,7 @@ def test_online_trials_record_their_trajectory_and_the_report_draws_it(write_swe
     assert "Online trials: domain weights during training" in md
     assert "![online_weights](online_weights.png)" in md
     assert "online (exp3)" in md and "online (doremi)" in md  # each method a strategy
+    assert "prior code=10 general=10 math=20" in md  # an online row names its prior
     assert (tmp_path / "report" / "online_weights.png").stat().st_size > 5000
     assert "online_weights" in (tmp_path / "report" / "report.html").read_text()
 
