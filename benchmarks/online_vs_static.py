@@ -5,9 +5,10 @@
         [--update-every 4] [--storage runs/bench_online] [--keep]
 
 Three sweeps of the quickstart's settings (sweeps/quickstart.yaml: its lab, model, training and
-evaluation), every trial at the same budget, `--amount` samples × the sweep's epochs of draws
-(static: the amount's samples, each seen once an epoch; online: amount × epochs draws by moving
-weights, each domain's draws taken in its nested order):
+evaluation), every trial at the same budget: `--amount` distinct samples and amount × epochs
+sample visits (static: the amount's samples, each seen once an epoch; online: amount × epochs
+draws by moving weights, at most `amount` distinct samples, each domain's a prefix of its nested
+order; train/online_loop.py):
 1. a static search: TPE over the ratio (simplex) and strategy (multi-task, DMT with the study's
    k), `--static` trials;
 2. the online methods from the uniform prior, each repeated over `--seeds` seeds;

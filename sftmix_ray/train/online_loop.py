@@ -1,12 +1,13 @@
 """The `online` strategy's stage: one SFT run whose domain weights move while it trains
 (online_weights: ODM's EXP3, Albalak et al. 2023; DoReMi's Group-DRO, Xie et al. 2023).
 
-Equal data with the static strategies: the stage draws exactly amount × epochs samples, the
-number of sample visits a static trial of the same `amount` and `epochs` makes, in global
-micro-batches of batch_size × workers. Each draw's domain comes from the current weights (a
-generator seeded by the trial's seed, identical on every rank), and each domain's draws walk
-its nested seeded order (data.mixture.domain_order) from the start, wrapping round past the
-pool's end, so a domain drawn n times sees the same first n samples a static trial of n would.
+Equal data with the static strategies, in both senses: the stage makes exactly amount × epochs
+draws (the sample visits of a static trial of the same `amount` and `epochs`), in global
+micro-batches of batch_size × workers, and sees at most `amount` distinct samples (_Draws), each
+domain's a prefix of its nested seeded order (data.mixture.domain_order), as a static trial's
+are. Each draw's domain comes from the current weights (a generator seeded by the trial's seed,
+identical on every rank); the weights decide which domains the distinct samples go to and how
+often each is visited again.
 The learning-rate schedule spans the stage's optimizer steps, as a static stage's does.
 
 Every `update_every` optimizer steps the per-domain sums of token losses (and of the reference
@@ -163,17 +164,41 @@ class _Sync:
         return t.cpu().numpy()
 
 
-def _take(stage: OnlineStageData, picks: np.ndarray, cursor: np.ndarray, rank: int, world: int):
-    """This rank's samples of a global micro-batch whose draws are the domains `picks`: each
-    draw takes its domain's next sample in nested order (cursor moves alike on every rank)."""
-    names, chosen = stage.domains, []
-    for slot, k in enumerate(picks):
-        d = names[k]
-        order = stage.orders[d]
-        if slot % world == rank:
-            chosen.append((int(k), stage.pools[d].sample(int(order[cursor[k] % len(order)]))))
-        cursor[k] += 1
-    return chosen
+class _Draws:
+    """Which sample each draw takes. Equal data: the stage sees at most `budget` (= amount)
+    distinct samples, each domain's a prefix of its nested order, as a static trial of that
+    amount does. Until the budget is spent a draw takes its domain's next new sample; after, it
+    cycles through what its domain has already seen (its later epochs), and a domain that saw
+    nothing can no longer be drawn (`weights` renormalizes over the others). A domain first
+    drawn in the micro-batch where the budget runs out still gets one new sample: the budget
+    can be overrun by at most one sample per domain. The counters move alike on every rank."""
+
+    def __init__(self, stage: OnlineStageData):
+        self.stage, k = stage, len(stage.prior)
+        self.drawn, self.seen = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+        self.budget = sum(stage.prior.values())
+
+    def weights(self, w: np.ndarray) -> np.ndarray:
+        if self.seen.sum() < self.budget:
+            return w
+        kept = np.where(self.seen > 0, w, 0.0)
+        return kept / kept.sum()
+
+    def take(self, picks: np.ndarray, rank: int, world: int) -> list:
+        """This rank's (domain index, sample) of a global micro-batch of domains `picks`."""
+        names, chosen = self.stage.domains, []
+        for slot, k in enumerate(picks):
+            order = self.stage.orders[names[k]]
+            if self.seen.sum() < self.budget or self.seen[k] == 0:
+                pos = self.seen[k]
+                self.seen[k] += 1
+            else:
+                pos = self.drawn[k] % self.seen[k]
+            if slot % world == rank:
+                chosen.append((int(k), self.stage.pools[names[k]].sample(
+                    int(order[pos % len(order)]))))
+            self.drawn[k] += 1
+        return chosen
 
 
 class _History:
@@ -195,12 +220,13 @@ class _History:
             point["reference_loss"] = [None if not np.isfinite(v) else float(v) for v in ref]
         self.points.append(point)
 
-    def summary(self, weights: np.ndarray, cursor: np.ndarray) -> dict:
+    def summary(self, weights: np.ndarray, draws: _Draws) -> dict:
         mean = self.weighted / max(self.steps, 1)
         return {"domains": self.names, "history": self.points,
                 "final": dict(zip(self.names, map(float, weights))),
                 "mean": dict(zip(self.names, map(float, mean))),
-                "drawn": dict(zip(self.names, map(int, cursor)))}
+                "drawn": dict(zip(self.names, map(int, draws.drawn))),
+                "distinct": dict(zip(self.names, map(int, draws.seen)))}
 
 
 def _optimizer_step(opt, params, hp, lr: float) -> None:
@@ -240,13 +266,13 @@ def train_online_stage(model, stage: OnlineStageData, hp, pad_id: int, *, index:
     weights = DomainWeights(knobs["method"], np.array(list(stage.prior.values()), float),
                             float(knobs["step_size"]), float(knobs["smoothing"]))
     w = weights.weights
-    rng, cursor = np.random.default_rng([hp.seed, index, 1]), np.zeros(len(w), dtype=np.int64)
+    rng, draws = np.random.default_rng([hp.seed, index, 1]), _Draws(stage)
     sync, history = _Sync(len(w), world, device), _History(stage.domains, w)
     model.train()
     step = tokens = 0
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     for i, n in enumerate(sizes):
-        chosen = _take(stage, draw_domains(w, n, rng), cursor, rank, world)
+        chosen = draws.take(draw_domains(draws.weights(w), n, rng), rank, world)
         ids, labels, mask = collate([s for _, s in chosen], pad_id)
         inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device),
                   "labels": labels.to(device)}
@@ -272,7 +298,7 @@ def train_online_stage(model, stage: OnlineStageData, hp, pad_id: int, *, index:
             model.train()
     return {"name": stage.name, "samples": int(stage.draws), "steps": step, "tokens": tokens,
             "positions": tokens, "loss": float(loss_sum) / max(len(sizes), 1),
-            "seconds": time.perf_counter() - t0, "online": history.summary(w, cursor)}
+            "seconds": time.perf_counter() - t0, "online": history.summary(w, draws)}
 
 
 def trainer_for(stage, static_trainer):
@@ -299,5 +325,6 @@ def online_metrics(records: list[dict]) -> dict:
     for r in records:
         if r.get("online"):
             out["online_trajectory"] = json.dumps(r["online"])
-            out.update({f"drawn_{d}": n for d, n in r["online"]["drawn"].items()})
+            out.update({f"{kind}_{d}": n for kind in ("drawn", "distinct")
+                        for d, n in r["online"][kind].items()})
     return out

@@ -101,6 +101,32 @@ def test_bad_settings_are_refused(bad):
                       args["smoothing"])
 
 
+@settings(max_examples=60, deadline=None)
+@given(prior=st.lists(st.integers(0, 30), min_size=2, max_size=4).filter(lambda v: sum(v) > 0),
+       epochs=st.integers(1, 3), per=st.integers(1, 9), seed=st.integers(0, 99))
+def test_draws_keep_to_the_amounts_distinct_samples_in_nested_order(prior, epochs, per, seed):
+    """Equal data: amount × epochs visits, at most the amount's distinct samples (+1 per domain
+    where the budget runs out), each domain's a prefix of its order; a domain that saw nothing
+    before the budget ran out is never drawn after."""
+    from sftmix_ray.train.online_loop import _Draws
+
+    names = [f"d{i}" for i in range(len(prior))]
+    pools = {d: _Pool(20 * i, n=50) for i, d in enumerate(names)}
+    stage = OnlineStageData("s", pools, {d: np.arange(50) for d in names},
+                            dict(zip(names, prior)), sum(prior) * epochs, epochs, {})
+    draws, rng = _Draws(stage), np.random.default_rng(seed)
+    w = np.random.default_rng(seed + 1).dirichlet(np.ones(len(prior)))
+    taken = {d: [] for d in names}
+    for n in micro_sizes(stage.draws, per, 1):
+        for k, (ids, _) in draws.take(draw_domains(draws.weights(w), n, rng), 0, 1):
+            taken[names[k]].append(next(i for i, r in enumerate(pools[names[k]].rows)
+                                        if r is ids))
+    assert sum(len(t) for t in taken.values()) == stage.draws
+    assert sum(prior) <= sum(draws.seen) <= sum(prior) + len(prior)
+    for t in taken.values():
+        assert sorted(set(t)) == list(range(len(set(t))))  # a prefix of the nested order
+
+
 @given(draws=st.integers(1, 500), per=st.integers(1, 32), world=st.integers(1, 4))
 def test_micro_batches_add_up_to_the_draws(draws, per, world):
     per = per * world
@@ -178,6 +204,9 @@ def test_an_online_stage_trains_draws_its_budget_and_records_its_trajectory(meth
     online = r["online"]
     assert r["changed"] and np.isfinite(r["loss"])
     assert sum(online["drawn"].values()) == r["samples"] == 80  # amount × epochs, exactly
+    # at most the amount's distinct samples (+1 per domain where the budget runs out)
+    assert 40 <= sum(online["distinct"].values()) <= 40 + 3
+    assert all(0 < online["distinct"][d] <= online["drawn"][d] for d in "ab")
     assert online["drawn"]["c"] > 0  # the floor lets a domain the prior left out be drawn
     hist = online["history"]
     assert hist[0]["step"] == 0 and np.allclose(hist[0]["weights"],
@@ -188,7 +217,8 @@ def test_an_online_stage_trains_draws_its_budget_and_records_its_trajectory(meth
         assert abs(sum(h["weights"]) - 1) < 1e-9 and min(h["weights"]) >= 0.2 / 3 - 1e-12
     assert abs(sum(online["mean"].values()) - 1) < 1e-9
     assert ("reference_loss" in hist[1]) == (method == "doremi")
-    assert all(v is not None and 0 < v < 20 for h in hist[1:] for v in h["loss"][:1])
+    assert all(any(v is not None for v in h["loss"]) for h in hist[1:])
+    assert all(0 < v < 20 for h in hist[1:] for v in h["loss"] if v is not None)
     assert r["epochs"] == [1]  # the middle of two epochs' worth of draws
     assert _train(method)["online"] == online  # deterministic for a seed
 
@@ -226,6 +256,7 @@ def test_two_workers_ddp_and_fsdp_agree_on_the_weights():
     for key, online in results[0].items():
         assert online == results[1][key], key  # every rank drew alike and holds the same weights
         assert sum(online["drawn"].values()) == 80
+        assert 40 <= sum(online["distinct"].values()) <= 43
         assert len(online["history"]) > 2
         # every interval has losses (all-reduced: equal on both ranks, checked above)
         assert all(any(v is not None and v > 0 for v in h["loss"])
