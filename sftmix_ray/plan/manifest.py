@@ -11,7 +11,7 @@ from ..data.mixture import resolve_counts, select_indices, selection_digest
 from ..data.prepare import PreparedData
 from ..data.tokenize import load_index
 from ..digests import digest
-from .strategies import Stage, plan_stages
+from .strategies import ONLINE_DRAWS, Stage, plan_stages
 
 
 def build_plan(point: TrialPoint, space: SearchSpace, prepared: PreparedData, seed: int,
@@ -36,7 +36,7 @@ def build_plan(point: TrialPoint, space: SearchSpace, prepared: PreparedData, se
             # Which samples an online stage draws is decided during training; what fixes them
             # is here (knobs, prior counts, seed, each domain's nested order): the hash keys
             # the evaluation cache and resume on these.
-            entry["online"] = dict(st.online)
+            entry["online"], entry["draws"] = dict(st.online), ONLINE_DRAWS
             entry["domains"] = {d: {"prior_samples": n, "pool": doms[d]["size"]}
                                 for d, n in st.counts.items()}
             manifest["stages"].append(entry)

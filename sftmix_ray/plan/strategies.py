@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 from ..config.space import BUILT_IN_STRATEGIES as STRATEGIES
 
+# How an online stage draws its samples (train.online_loop._Draws), named in its manifest: the
+# hash keys the evaluation cache, so a change to the drawing must change this name. v1 walked
+# each domain's order without wrapping (three times a static trial's distinct samples at three
+# epochs); its cached scores were served to v2's retrained weights until this was in the hash.
+ONLINE_DRAWS = "v2: amount x epochs visits, at most amount distinct samples, nested prefixes"
+
 
 @dataclass(frozen=True)
 class Stage:

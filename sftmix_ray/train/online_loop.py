@@ -171,7 +171,9 @@ class _Draws:
     cycles through what its domain has already seen (its later epochs), and a domain that saw
     nothing can no longer be drawn (`weights` renormalizes over the others). A domain first
     drawn in the micro-batch where the budget runs out still gets one new sample: the budget
-    can be overrun by at most one sample per domain. The counters move alike on every rank."""
+    can be overrun by at most one sample per domain. The counters move alike on every rank.
+    plan.strategies.ONLINE_DRAWS names this rule in the manifest (the evaluation cache's key):
+    a change here changes it there."""
 
     def __init__(self, stage: OnlineStageData):
         self.stage, k = stage, len(stage.prior)
