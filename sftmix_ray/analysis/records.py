@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..config.point import MIXTURE_KINDS, TrialPoint
+from ..config.point import MIXTURE_KINDS, TrialPoint, online_from_params
 
 TARGET_FIDELITY = 1.0
 
@@ -54,6 +54,9 @@ def point_from_params(params: dict) -> dict:
     train = {k.split(".", 1)[1]: float(v) for k, v in params.items() if k.startswith("train.")}
     if train:
         point["train"] = {k: int(v) if v == int(v) else v for k, v in train.items()}
+    online = online_from_params(params)
+    if online:
+        point["online"] = online
     return point
 
 
@@ -90,5 +93,7 @@ def point_key(point: dict, *, with_amount: bool = True) -> tuple:
             total = sum(values.values()) if kind == "ratio" else 1.0
             mix.append((kind, tuple(sorted((d, round(v / total, 2)) for d, v in values.items()
                                            if v))))
+    online = tuple(sorted((k, round(v, 6) if isinstance(v, float) else v)
+                          for k, v in (p.online or {}).items()))
     return (p.strategy, p.k, tuple(p.order or ()), tuple(mix),
-            p.amount if with_amount else None, tuple(sorted((p.train or {}).items())))
+            p.amount if with_amount else None, tuple(sorted((p.train or {}).items())), online)

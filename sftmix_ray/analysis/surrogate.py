@@ -46,6 +46,9 @@ class Encoder:
         lo, hi = min(lows + amounts, default=1), max(highs + amounts, default=1)
         self.log_lo, self.log_span = math.log(lo), max(math.log(hi) - math.log(lo), 1e-9)
         self.train = space.train.items() if space.train else []
+        # online knobs the space searches: coordinates of their own (0 for other strategies)
+        self.online = [(n, r) for n, r in space.options("online").online_knobs()
+                       if r is not None] if "online" in space.strategies else []
 
     def names(self) -> list[str]:
         out = [f"share.{d}" for d in self.domains] if self.space.mixture != "ratio" or \
@@ -53,7 +56,7 @@ class Encoder:
         if self.space.mixture == "ratio":
             out = out[:-1] + ["log_amount"]
         return out + [f"variant.{v}" for v in self.variants] + ["log_k"] + \
-            [f"train.{n}" for n, _ in self.train]
+            [f"train.{n}" for n, _ in self.train] + [f"online.{n}" for n, _ in self.online]
 
     def __call__(self, point: dict) -> list[float]:
         p = point
@@ -66,13 +69,15 @@ class Encoder:
             values = p.get(self.space.mixture) or {}
             top = max(values.values(), default=1.0) or 1.0
             x = [values.get(d, 0.0) / top for d in self.domains]
-        name = _variant(p.get("strategy"), p.get("k"), p.get("order"))
+        name = _variant(p.get("strategy"), p.get("k"), p.get("order"), p.get("online"))
         x += [1.0 if v == name else 0.0 for v in self.variants]
         ks = self.space.options("dmt").k or [1.0]
         k_lo = math.log(min(ks)) if min(ks) < 1 else -1.0
         x.append(math.log(p.get("k")) / k_lo if p.get("k") else 0.0)
         for n, r in self.train:
             x.append(_unit((p.get("train") or {}).get(n), r))
+        for n, r in self.online:
+            x.append(_unit(_number((p.get("online") or {}).get(n)), r))
         return x
 
     def matrix(self, points: list[dict]) -> np.ndarray:
@@ -80,7 +85,16 @@ class Encoder:
         return np.array([self(p) for p in points], dtype=float).reshape(len(points), width)
 
 
-def _variant(strategy, k, order) -> str:
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _variant(strategy, k, order, online=None) -> str:
+    if strategy == "online":  # each method its own variant: they move weights differently
+        return f"online:{(online or {}).get('method', '?')}"
     if strategy == "dmt":
         return "dmt"  # k is its own coordinate, so nearby k share what they learn
     if strategy == "sequential" and order:
@@ -96,6 +110,10 @@ def _variants(space: SearchSpace) -> list[str]:
             out.append("dmt")
         elif name == "sequential" and opts.orders:
             out.extend(_variant(name, None, o) for o in opts.orders)
+        elif name == "online":
+            from ..config.space import ONLINE_METHODS
+
+            out.extend(f"online:{m}" for m in opts.methods or ONLINE_METHODS)
         else:
             out.append(name)
     return out

@@ -26,6 +26,9 @@ class TrialPoint(Strict):
     counts: dict[str, float] | None = None
     train: dict[str, int | float] | None = Field(None, description="searched hyperparameters")
     seed: int | None = Field(None, description="grid sweeps repeated over seeds: this trial's")
+    online: dict[str, int | float | str] | None = Field(
+        None, description="online: method, step_size, smoothing, warmup, update_every "
+        "(and doremi's reference)")
 
     @classmethod
     def from_wire(cls, data: dict) -> TrialPoint:
@@ -67,6 +70,8 @@ class TrialPoint(Strict):
         if self.order:
             out += f" order={'>'.join(self.order)}"
         out += "".join(f" {n}={v:g}" for n, v in (self.train or {}).items())
+        out += "".join(f" {n}={v:g}" if isinstance(v, (int, float)) else f" {n}={v}"
+                       for n, v in (self.online or {}).items() if n != "reference")
         if self.seed is not None:
             out += f" seed={self.seed}"
         return out
@@ -83,6 +88,7 @@ class TrialPoint(Strict):
         if self.order:
             out["order"] = ">".join(self.order)
         out.update({f"train.{k}": v for k, v in (self.train or {}).items()})
+        out.update({f"online.{k}": v for k, v in (self.online or {}).items()})
         if self.seed is not None:
             out["seed"] = self.seed
         return out
@@ -94,7 +100,17 @@ class TrialPoint(Strict):
         mixture = {kind: {k.split(".", 1)[1]: float(v) for k, v in params.items()
                           if k.startswith(f"{kind}.")} or None for kind in MIXTURE_KINDS}
         return cls(strategy=params.get("strategy") or "?", k=_float(params.get("k")),
-                   amount=int(params["amount"]) if params.get("amount") else None, **mixture)
+                   amount=int(params["amount"]) if params.get("amount") else None,
+                   online=online_from_params(params), **mixture)
+
+
+def online_from_params(params: dict) -> dict | None:
+    """The online knobs back from MLflow params (strings there): numbers as numbers."""
+    out = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("online.")}
+    for k, v in out.items():
+        number = _float(v)
+        out[k] = v if number is None else int(number) if k == "update_every" else number
+    return out or None
 
 
 def _float(value):

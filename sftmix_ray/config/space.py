@@ -11,8 +11,20 @@ from pydantic import Field, field_validator, model_validator
 
 from .schema import Strict
 
-# The strategies `plan.strategies` builds stage lists for (the study's RQ4).
-BUILT_IN_STRATEGIES = ("multi_task", "sequential", "mixed_sequential", "dmt")
+# The strategies `plan.strategies` builds stage lists for (the study's RQ4), and `online`: one
+# stage whose domain weights move during training (train.online_weights).
+BUILT_IN_STRATEGIES = ("multi_task", "sequential", "mixed_sequential", "dmt", "online")
+ONLINE_METHODS = ("exp3", "doremi")
+# An online knob's value when the space does not search it (online_default: the step size per
+# method: exp3's rewards are losses over draw probabilities, ~15 on the lab, so its exponent
+# needs a step ten times smaller than DoReMi's 1 on excess losses; at 2 the lab's exp3 weights
+# swung between domains at every update).
+ONLINE_DEFAULTS = {"step_size": 1.0, "smoothing": 0.1, "warmup": 0.1, "update_every": 4}
+EXP3_STEP_SIZE = 0.1
+
+
+def online_default(name: str, method: str):
+    return EXP3_STEP_SIZE if name == "step_size" and method == "exp3" else ONLINE_DEFAULTS[name]
 
 
 class RatioSpace(Strict):
@@ -81,6 +93,28 @@ class PerDomainSpace(Strict):
                 if any(vals)]
 
 
+class ValueRange(Strict):
+    """One searched hyperparameter: a range (`low`, `high`, `log`) or `choices`."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if (self.choices is None) == (self.low is None or self.high is None):
+            raise ValueError("give 'low' and 'high', or 'choices'")
+        if self.choices is not None and not self.choices:
+            raise ValueError("choices: give at least one value")
+        if self.low is not None and self.high is not None:
+            if self.low > self.high:
+                raise ValueError(f"low ({self.low:g}) is greater than high ({self.high:g})")
+            if self.log and self.low <= 0:
+                raise ValueError("a log range needs low > 0")
+        return self
+
+
 class StageSpec(Strict):
     name: str | None = None
     domains: list[str] = Field(default_factory=list, description="trained on in full")
@@ -105,6 +139,21 @@ class StrategyOptions(Strict):
     orders: list[list[str]] | None = Field(None, description="sequential: domain orders to "
                                            "search over (categorical; crossed in grids)")
     stages: list[StageSpec] | None = Field(None, description="a strategy of your own: its stages")
+    methods: list[Literal["exp3", "doremi"]] | None = Field(
+        None, description="online: exp3 (ODM's bandit on training losses) and/or doremi "
+        "(Group-DRO on excess loss over a reference model)")
+    step_size: ValueRange | None = Field(None, description="online: the update's step size")
+    smoothing: ValueRange | None = Field(None, description="online: the uniform mix-in, in "
+                                         "[0, 1) (each domain's floor is smoothing / domains)")
+    warmup: ValueRange | None = Field(None, description="online: the fraction of optimizer "
+                                      "steps trained at the prior before weights move")
+    update_every: ValueRange | None = Field(None, description="online: optimizer steps "
+                                            "between weight updates")
+    reference: str = Field("base", description="online doremi: the reference model, 'base' "
+                           "(the model SFT starts from) or a local checkpoint directory")
+
+    def online_knobs(self) -> list[tuple[str, ValueRange | None]]:
+        return [(n, getattr(self, n)) for n in ONLINE_DEFAULTS]
 
     @model_validator(mode="after")
     def _k_range(self):
@@ -115,28 +164,18 @@ class StrategyOptions(Strict):
                              "not both")
         if self.orders is not None and not self.orders:
             raise ValueError("orders: give at least one order")
-        return self
-
-
-class ValueRange(Strict):
-    """One searched hyperparameter: a range (`low`, `high`, `log`) or `choices`."""
-
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    choices: list[float] | None = None
-
-    @model_validator(mode="after")
-    def _one_form(self):
-        if (self.choices is None) == (self.low is None or self.high is None):
-            raise ValueError("give 'low' and 'high', or 'choices'")
-        if self.choices is not None and not self.choices:
-            raise ValueError("choices: give at least one value")
-        if self.low is not None and self.high is not None:
-            if self.low > self.high:
-                raise ValueError(f"low ({self.low:g}) is greater than high ({self.high:g})")
-            if self.log and self.low <= 0:
-                raise ValueError("a log range needs low > 0")
+        if self.methods is not None and not self.methods:
+            raise ValueError("methods: give at least one of exp3, doremi")
+        for name, r in self.online_knobs():
+            values = [] if r is None else r.choices if r.choices is not None else [r.low, r.high]
+            if name == "smoothing" and any(not 0 <= v < 1 for v in values):
+                raise ValueError(f"smoothing must be in [0, 1): {values}")
+            if name == "warmup" and any(not 0 <= v < 1 for v in values):
+                raise ValueError(f"warmup is a fraction of the steps, in [0, 1): {values}")
+            if name == "step_size" and any(v <= 0 for v in values):
+                raise ValueError(f"step_size must be positive: {values}")
+            if name == "update_every" and any(v < 1 or v != int(v) for v in values):
+                raise ValueError(f"update_every must be a whole number of steps >= 1: {values}")
         return self
 
 
@@ -227,6 +266,12 @@ class SearchSpace(Strict):
                 if unknown:
                     raise ValueError(f"strategies.{name}.stages name undeclared domains "
                                      f"{sorted(unknown)}")
+        for name, opts in self.strategies.items():
+            online_fields = [f for f in ("methods", *ONLINE_DEFAULTS)
+                             if opts is not None and getattr(opts, f) is not None]
+            if name != "online" and online_fields:
+                raise ValueError(f"strategies.{name}: {online_fields} belong to strategy "
+                                 f"'online'")
         dmt = self.strategies.get("dmt")
         if "dmt" in self.strategies and (dmt is None or not dmt.k):
             raise ValueError("strategies.dmt needs its k values, e.g. k: [1, 0.25, 0.0625]")
@@ -255,6 +300,10 @@ class SearchSpace(Strict):
         dmt_k = self.options("dmt").k or []
         if point.strategy == "dmt" and point.k not in dmt_k:
             problems.append(f"k {point.k!r} is not one of the space's DMT k {dmt_k}")
+        methods = self.options("online").methods or list(ONLINE_METHODS)
+        if point.strategy == "online" and (point.online or {}).get("method") not in methods:
+            problems.append(f"online method {(point.online or {}).get('method')!r} is not one "
+                            f"of the space's {methods}")
         orders = self.options("sequential").orders
         if point.strategy == "sequential" and orders and point.order is not None \
                 and list(point.order) not in [list(o) for o in orders]:

@@ -11,7 +11,7 @@ from ..data.mixture import resolve_counts, select_indices, selection_digest
 from ..data.prepare import PreparedData
 from ..data.tokenize import load_index
 from ..digests import digest
-from .strategies import Stage, plan_stages
+from .strategies import ONLINE_DRAWS, Stage, plan_stages
 
 
 def build_plan(point: TrialPoint, space: SearchSpace, prepared: PreparedData, seed: int,
@@ -26,12 +26,21 @@ def build_plan(point: TrialPoint, space: SearchSpace, prepared: PreparedData, se
     order = (point.order or space.options("sequential").order
              if point.strategy == "sequential" else None)
     stages = plan_stages(point.strategy, counts, space.specialized, point.k, order,
-                         space.options(point.strategy).stages)
+                         space.options(point.strategy).stages, point.online)
     manifest = _manifest_head(point, prepared, counts, stages, seed, max_length)
     used = sorted({d for st in stages for d in st.counts})
     index = {d: load_index(doms[d]["path"]) for d in used}
     for st in stages:
         entry = {"name": st.name, "epochs": st.epochs, "steps": st.steps, "domains": {}}
+        if st.online is not None:
+            # Which samples an online stage draws is decided during training; what fixes them
+            # is here (knobs, prior counts, seed, each domain's nested order): the hash keys
+            # the evaluation cache and resume on these.
+            entry["online"], entry["draws"] = dict(st.online), ONLINE_DRAWS
+            entry["domains"] = {d: {"prior_samples": n, "pool": doms[d]["size"]}
+                                for d, n in st.counts.items()}
+            manifest["stages"].append(entry)
+            continue
         for d, n in st.counts.items():
             idx = select_indices(d, doms[d]["size"], n, seed)
             ix = index[d]
@@ -62,4 +71,6 @@ def _manifest_head(point: TrialPoint, prepared: PreparedData, counts: dict, stag
         manifest["order"] = list(point.order)
     if point.train:
         manifest["train"] = dict(point.train)
+    if point.online:
+        manifest["online"] = dict(point.online)
     return manifest

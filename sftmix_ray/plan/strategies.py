@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 from ..config.space import BUILT_IN_STRATEGIES as STRATEGIES
 
+# How an online stage draws its samples (train.online_loop._Draws), named in its manifest: the
+# hash keys the evaluation cache, so a change to the drawing must change this name. v1 walked
+# each domain's order without wrapping (three times a static trial's distinct samples at three
+# epochs); its cached scores were served to v2's retrained weights until this was in the hash.
+ONLINE_DRAWS = "v2: amount x epochs visits, at most amount distinct samples, nested prefixes"
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -18,6 +24,9 @@ class Stage:
     counts: dict[str, int]
     epochs: int | None = None  # None: the sweep's train.epochs
     steps: int | None = None  # a cap on optimizer steps, for stages measured in steps
+    # strategy online: the method and knobs; `counts` are then the prior (the searched ratio ×
+    # amount), the stage draws amount × epochs samples by weights that move (train.online_loop)
+    online: dict | None = None
 
     @property
     def size(self) -> int:
@@ -37,7 +46,7 @@ def custom_stages(stage_specs: list, counts: dict[str, int]) -> list[Stage]:
 
 def plan_stages(strategy: str, counts: dict[str, int], specialized: list[str],
                 k: float | None = None, order: list[str] | None = None,
-                custom: list | None = None) -> list[Stage]:
+                custom: list | None = None, online: dict | None = None) -> list[Stage]:
     if custom is not None:
         return custom_stages(custom, counts)
     general = [d for d in counts if d not in specialized]
@@ -54,6 +63,10 @@ def plan_stages(strategy: str, counts: dict[str, int], specialized: list[str],
             raise ValueError(f"DMT needs k in (0, 1], got {k!r}")
         replay = {d: round(k * n) for d, n in spec.items()}
         stages = [Stage("specialized", spec), Stage(f"general+{k:g}specialized", {**gen, **replay})]
+    elif strategy == "online":
+        if not online or online.get("method") not in ("exp3", "doremi"):
+            raise ValueError(f"online needs a method (exp3 or doremi), got {online!r}")
+        stages = [Stage(f"online_{online['method']}", dict(counts), online=dict(online))]
     else:
         raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     return [s for s in stages if s.size > 0]

@@ -9,7 +9,7 @@ import io
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..tracking.runs import artifact_dict, attach_directory, load_runs
+from ..tracking.runs import artifact_dict, attach_directory, load_runs, online_trajectories
 from . import findings, plots, study
 from .table import build_rows, domains_of
 from .transfer import proxy_lines
@@ -35,7 +35,9 @@ def _best_table(ctx) -> tuple[list[str], list[list[str]]]:
 
 
 def _mixture(row) -> str:
-    return " ".join(f"{d}={n:.0f}" for d, n in row.samples.items() if n) or "?"
+    text = " ".join(f"{d}={n:.0f}" for d, n in row.samples.items() if n) or "?"
+    # an online trial's counts are the prior its weights start from (drawn_<domain>: the draws)
+    return f"prior {text}" if row.strategy == "online" else text
 
 
 def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
@@ -46,6 +48,9 @@ def build_report(tracking_uri: str, out_dir: Path, *, sweep: str | None = None,
     domains = domains_of(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = plots.all_figures(rows, names, domains)
+    online = plots.online_weights(online_trajectories(tracking_uri, runs, domains))
+    if online is not None:
+        figures["online_weights"] = online
     images = {}
     for key, fig in figures.items():
         buf = io.BytesIO()
@@ -143,7 +148,7 @@ def _trial_table(ctx) -> tuple[list[str], list[list[str]], list[str]]:
     names = list(ctx["objectives"])
     header = ["trial", "front", "rank", "strategy", "k", "samples per domain", *names, "runs"]
     body = [[r.name, "★" if r.front else "≈" if r.within_noise else "", str(r.rank),
-             r.strategy or "",
+             findings._strategy_name(r) if r.strategy == "online" else r.strategy or "",
              "" if r.k is None else f"{r.k:g}", _mixture(r), *[_fmt(r, o) for o in names],
              str(r.n)] for r in ctx["rows"]]
     return header, body, ["front" if r.front else "" for r in ctx["rows"]]
@@ -154,7 +159,8 @@ def _figure_titles() -> dict[str, str]:
             "parallel": "From mixture to abilities",
             "scaling": "Scaling with data amount (RQ1)",
             "mixed_vs_single": "Mixed against single-domain training (RQ2)",
-            "dmt_k": "DMT's k trade-off"}
+            "dmt_k": "DMT's k trade-off",
+            "online_weights": "Online trials: domain weights during training"}
 
 
 def render_html(ctx) -> str:

@@ -218,6 +218,8 @@ def _comparison(lead_in: str, o: str, estimates, rows, direction: str) -> str:
 def _strategy_name(row) -> str:
     if row.strategy == "dmt" and row.k is not None:
         return f"dmt (k={row.k:g})"
+    if row.strategy == "online":  # each method its own strategy in the Table 1 layout
+        return f"online ({row.params.get('online.method', '?')})"
     return row.strategy or "?"
 
 

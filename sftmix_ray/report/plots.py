@@ -152,6 +152,30 @@ def dmt_tradeoff(rows, objectives: list[str]):
     return fig
 
 
+def online_weights(trajectories: dict, most: int = 8):
+    """The domain weights of each online trial (up to `most`) against the optimizer step."""
+    items = [(name, t) for name, t in trajectories.items() if any(t.values())][:most]
+    if not items:
+        return None
+    cols = min(len(items), 2)
+    rows = -(-len(items) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, (name, t) in zip(axes.flat, items):
+        for d, points in t.items():
+            if points:
+                ax.plot([s for s, _ in points], [w for _, w in points], marker=".", label=d)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("domain weight")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(items):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 def all_figures(rows, objectives: list[str], domains: list[str]) -> dict[str, object]:
     figs = {"pairwise": pairwise(rows, objectives),
             "parallel": parallel(rows, objectives, domains),

@@ -65,7 +65,9 @@ def domains_of(runs) -> list[str]:
 
 
 def point_key(run) -> tuple:
-    return tuple(sorted((k, v) for k, v in run.params.items() if k not in REPEAT_KEYS))
+    # weights_final.* / weights_mean.*: what an online trial's weights became, not its point
+    return tuple(sorted((k, v) for k, v in run.params.items()
+                        if k not in REPEAT_KEYS and not k.startswith("weights_")))
 
 
 def _interval(run, objective: str) -> tuple[float, float, int] | None:

@@ -39,8 +39,9 @@ def proxy_lines(tracking_uri: str, parent, runs, objectives: dict[str, str]) -> 
 
 def label(key: tuple) -> str:
     """A mixture key (analysis.records.point_key, amount left out) as a short label."""
-    strategy, k, order, mixture, _, train = key
+    strategy, k, order, mixture, _, train, online = key
     parts = [strategy + (f" k={k:g}" if k is not None else "")]
+    parts += [f"{n}={v}" for n, v in online]
     if order:
         parts.append(">".join(order))
     for kind, shares in mixture:

@@ -49,7 +49,8 @@ def trial_points(sweep, space) -> tuple[list[TrialPoint], float]:
                     for a in amounts]
     else:
         mixtures = [{space.mixture: m} for m in (space.fractions or space.counts).mixtures()]
-    points = [TrialPoint(**m, **s) for m in mixtures for s in strategy_points(space)]
+    points = [TrialPoint(**m, **s) for m in mixtures
+              for s in strategy_points(space, grid=False)]
     return points, sweep.search.num_samples / len(points)
 
 
@@ -59,7 +60,7 @@ def _stages(point: TrialPoint, sweep, space, sizes: dict[str, int]):
     order = point.order or space.options("sequential").order \
         if point.strategy == "sequential" else None
     return plan_stages(point.strategy, counts, space.specialized, point.k, order,
-                       space.options(point.strategy).stages)
+                       space.options(point.strategy).stages, point.online)
 
 
 def sweep_budget(sweep, space) -> list[str]:

@@ -20,9 +20,9 @@ from ..analysis.records import point_key
 from ..analysis.surrogate import Surrogate
 from ..config.abilities import score_range
 from ..config.point import TrialPoint
-from ..config.space import TRAIN_PARAMS, SearchSpace
+from ..config.space import TRAIN_PARAMS, SearchSpace, online_default
 from ..pareto import default_reference, hypervolume_of, pareto_mask
-from .sampling import stick_breaking, strategy_points
+from .sampling import ONLINE_TYPES, stick_breaking, strategy_points
 
 MC_SAMPLES = 32
 # In the encoder's unit coordinates: picks closer than about a share of 0.25 of the simplex (or
@@ -73,6 +73,11 @@ def random_points(space: SearchSpace, n: int, rng: np.random.Generator) -> list[
         if space.train is not None:
             p["train"] = {name: _draw(r, TRAIN_PARAMS[name], rng) for name, r in
                           space.train.items()}
+        if p["strategy"] == "online":  # its knobs drawn as the train ones are
+            p["online"] = {**p["online"], **{
+                n: online_default(n, p["online"]["method"]) if r is None
+                else _draw(r, ONLINE_TYPES[n], rng)
+                for n, r in space.options("online").online_knobs()}}
         out.append(TrialPoint(**p).to_wire())
     return out
 
@@ -80,7 +85,7 @@ def random_points(space: SearchSpace, n: int, rng: np.random.Generator) -> list[
 def _strategy_variants(space: SearchSpace) -> list[dict]:
     # orders as lists: a proposal is written to a sweep file (YAML) and compared as JSON
     return [{**v, "order": list(v["order"])} if "order" in v else v
-            for v in strategy_points(space)]
+            for v in strategy_points(space, grid=False)]
 
 
 def _ratio_mixture(space: SearchSpace, rng) -> dict:

@@ -7,7 +7,16 @@ from __future__ import annotations
 import itertools
 
 from ..config.point import POINT_KEY, TrialPoint
-from ..config.space import TRAIN_PARAMS, SearchSpace, ValueRange
+from ..config.space import (
+    ONLINE_DEFAULTS,
+    ONLINE_METHODS,
+    TRAIN_PARAMS,
+    SearchSpace,
+    ValueRange,
+    online_default,
+)
+
+ONLINE_TYPES = {"step_size": float, "smoothing": float, "warmup": float, "update_every": int}
 
 
 def _normalize(ratio: dict[str, float], domains: list[str]) -> dict[str, float]:
@@ -49,6 +58,10 @@ def raw_params(point: TrialPoint, space: SearchSpace) -> dict:
         raw["sequential_order"] = order_name(point.order or seq.orders[0])
     for name, _ in (space.train.items() if space.train else []):
         raw[f"train.{name}"] = point.train[name]
+    if point.strategy == "online":
+        raw["online_method"] = point.online["method"]
+        raw.update({f"online.{n}": point.online[n]
+                    for n, r in space.options("online").online_knobs() if r is not None})
     if space.mixture == "ratio":
         if space.ratio_space.kind == "simplex" and len(space.domains) > 1:
             shares = [point.ratio.get(d, 0.0) for d in space.domains]
@@ -87,7 +100,9 @@ class DefineByRun:
         if space.train is not None:
             train = {name: _suggest(trial, f"train.{name}", r, TRAIN_PARAMS[name])
                      for name, r in space.train.items()}
-        point = TrialPoint(strategy=strategy, k=k, order=order, train=train, **mixture)
+        online = suggest_online(trial, space) if strategy == "online" else None
+        point = TrialPoint(strategy=strategy, k=k, order=order, train=train, online=online,
+                           **mixture)
         # The study keeps the complete point too, so a model-based sampler (the surrogate)
         # reads every finished trial's coordinates from the study itself.
         trial.set_user_attr(POINT_KEY, point.to_wire())
@@ -120,6 +135,39 @@ class DefineByRun:
         return {"ratio": ratio, "amount": amount}
 
 
+def suggest_online(trial, space: SearchSpace) -> dict:
+    """An online trial's method and knobs: searched where the space gives a range or choices,
+    the defaults (ONLINE_DEFAULTS) elsewhere; doremi's reference rides along."""
+    opts = space.options("online")
+    method = trial.suggest_categorical("online_method", opts.methods or list(ONLINE_METHODS))
+    knobs = {"method": method}
+    for name, r in opts.online_knobs():
+        knobs[name] = online_default(name, method) if r is None else \
+            _suggest(trial, f"online.{name}", r, ONLINE_TYPES[name])
+    if method == "doremi":
+        knobs["reference"] = opts.reference
+    return knobs
+
+
+def online_variants(space: SearchSpace, grid: bool = True) -> list[dict]:
+    """Every online method × the crossed choices of its knobs (grids need choices, not
+    ranges); with `grid` False, one variant per method at the defaults (a placeholder whose
+    knobs the caller draws)."""
+    opts = space.options("online")
+    knobs = opts.online_knobs() if grid else [(n, None) for n in ONLINE_DEFAULTS]
+    ranged = [n for n, r in knobs if r is not None and r.choices is None]
+    if ranged:
+        raise ValueError(f"strategies.online: a grid needs choices, not ranges, for {ranged}")
+    out = []
+    for method in opts.methods or list(ONLINE_METHODS):
+        values = [[online_default(n, method)] if r is None else
+                  [ONLINE_TYPES[n](v) for v in r.choices] for n, r in knobs]
+        extra = {"reference": opts.reference} if method == "doremi" else {}
+        out.extend({"strategy": "online", "online": {"method": method, **dict(
+            zip([n for n, _ in knobs], combo)), **extra}} for combo in itertools.product(*values))
+    return out
+
+
 def order_name(order: list[str]) -> str:
     return ">".join(order)
 
@@ -132,8 +180,9 @@ def _suggest(trial, name: str, r: ValueRange, kind: type):
     return trial.suggest_float(name, r.low, r.high, log=r.log)
 
 
-def strategy_points(space: SearchSpace) -> list[dict]:
-    """Every strategy variant of the space: each DMT k, each sequential order."""
+def strategy_points(space: SearchSpace, grid: bool = True) -> list[dict]:
+    """Every strategy variant of the space: each DMT k, each sequential order, each online
+    method (× its knobs' choices for a grid)."""
     out = []
     for name in space.strategies:
         opts = space.options(name)
@@ -141,6 +190,8 @@ def strategy_points(space: SearchSpace) -> list[dict]:
             out.extend({"strategy": name, "k": k} for k in opts.k)
         elif name == "sequential" and opts.orders:
             out.extend({"strategy": name, "order": o} for o in opts.orders)
+        elif name == "online":
+            out.extend(online_variants(space, grid))
         else:
             out.append({"strategy": name})
     return out

@@ -227,14 +227,15 @@ def point_key(params: dict[str, str]) -> str:
 
 
 def _batch(client, run_id: str, op: dict) -> None:
-    from mlflow.entities import Metric, RunTag
+    from mlflow.entities import Metric, Param, RunTag
 
     client.log_batch(run_id, metrics=[Metric(*m) for m in op.get("metrics", [])],
+                     params=[Param(k, v) for k, v in op.get("params", {}).items()],
                      tags=[RunTag(k, v) for k, v in op.get("tags", {}).items()])
 
 
 _WRITES = {
-    "batch": _batch,  # metrics [(key, value, timestamp ms, step)] and tags
+    "batch": _batch,  # metrics [(key, value, timestamp ms, step)], params and tags
     "artifact": lambda c, r, op: c.log_artifact(r, op["path"], op["artifact_path"]),
     "dict": lambda c, r, op: c.log_dict(r, op["data"], op["file"]),
     "text": lambda c, r, op: c.log_text(r, op["text"], op["file"]),

@@ -80,3 +80,19 @@ def artifact_dict(tracking_uri: str, run_id: str, path: str) -> dict | None:
 
 def attach_directory(tracking_uri: str, run_id: str, directory, artifact_path: str) -> None:
     client_for(tracking_uri).log_artifacts(run_id, str(directory), artifact_path)
+
+
+def online_trajectories(tracking_uri: str, runs: list[Run], domains: list[str]
+                        ) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """Each finished online trial's weight trajectory, from its MLflow metric history:
+    run name -> domain -> [(optimizer step, weight)]."""
+    client = client_for(tracking_uri)
+    out = {}
+    for r in runs:
+        if r.params.get("strategy") != "online" or r.status != "FINISHED":
+            continue
+        label = f"{r.name} ({r.params.get('online.method', '?')})"
+        out[label] = {d: sorted((m.step, m.value) for m in
+                                client.get_metric_history(r.run_id, f"weight_{d}"))
+                      for d in domains}
+    return out

@@ -47,6 +47,25 @@ def describe_trial(config: dict, result: dict | None = None,
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def online_writes(trajectory: str | None, now: int) -> tuple[list, dict]:
+    """An online trial's weight trajectory as MLflow metric history (step: optimizer step):
+    `weight_<domain>` after each update, `online_loss_<domain>` (and doremi's
+    `reference_loss_<domain>`) over each interval; its final and step-averaged weights as
+    params `weights_final.<domain>`, `weights_mean.<domain>`."""
+    if not trajectory:
+        return [], {}
+    t = json.loads(trajectory)
+    metrics = []
+    for point in t["history"]:
+        for key, name in (("weights", "weight"), ("loss", "online_loss"),
+                          ("reference_loss", "reference_loss")):
+            metrics += [(f"{name}_{d}", float(v), now, int(point["step"]))
+                        for d, v in zip(t["domains"], point.get(key) or []) if v is not None]
+    params = {f"weights_{kind}.{d}": f"{v:.6f}" for kind in ("final", "mean")
+              for d, v in t[kind].items()}
+    return metrics, params
+
+
 def _last_line(message: str) -> str:
     lines = [ln for ln in message.strip().splitlines() if ln.strip()]
     return lines[-1][:500] if lines else "trial failed"
@@ -134,8 +153,9 @@ class MLflowTrialCallback(Callback):
             tags["sftmix.model_path"] = model
         history = [(k, v, now, step) for k, points in  # loss_<domain> after each epoch
                    json.loads(result.get("heldout_history") or "{}").items() for step, v in points]
+        trajectory, weights = online_writes(result.get("online_trajectory"), now)
         self.q.submit("batch", tid, metrics=[(k, v, now, 0) for k, v in numeric(result).items()]
-                      + history, tags=tags)
+                      + history + trajectory, tags=tags, params=weights)
         if result.get("manifest_hash"):
             self.q.submit("dict", tid, data=json.loads(result["manifest"]), file="manifest.json")
         local = fetch_files(records) if records else None

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..data.mixture import select_indices
 from ..data.prepare import PreparedData
 from ..plan.strategies import Stage
+from . import online_loop as online
 from .job import JOB_KEY, TrainJob
 from .loop import StageData, select, train_stage
 from .reports import EPOCH, INTERMEDIATE
@@ -20,6 +21,9 @@ from .reports import EPOCH, INTERMEDIATE
 def _stage_data(prepared: PreparedData, stages: list[Stage], epochs: int, seed: int):
     cache, out = {}, []
     for st in stages:
+        if st.online is not None:  # drawn while it trains, from each domain's whole pool
+            out.append(online.online_stage_data(prepared, st, epochs, seed))
+            continue
         samples = []
         for domain, count in st.counts.items():
             if domain not in cache:
@@ -104,7 +108,8 @@ def run_stages(model, core, stages, hp, pad_id: int, *, keys: list[str], cache, 
         try:
             final = j == len(stages) - 1
             hooks = [h for h in (on_epoch_end, on_final_epoch_end if final else None) if h]
-            record = train_stage(model, stage, hp, pad_id, index=j, rank=rank, world=world,
+            trainer = online.trainer_for(stage, train_stage)
+            record = trainer(model, stage, hp, pad_id, index=j, rank=rank, world=world,
                                  device=device, autocast_dtype=autocast_dtype,
                                  on_epoch_end=(lambda e, hs=hooks: [h(e) for h in hs]) if hooks
                                  else None, speed=speed)
@@ -160,10 +165,11 @@ class WorkerRun:
         self.tokenizer = load_tokenizer(job.prepared.tokenizer_dir)
         self.template = template_for(job.model.template, self.tokenizer)
         self.stages = _stage_data(job.prepared, job.stages, tr.epochs, tr.seed)
-        self.speed = resolve_speed(tr, self.device)
+        self.speed = online.online_speed(self.stages, resolve_speed(tr, self.device))
         self.autocast = amp_dtype(tr.dtype, self.device)
         model = build_model(job.model, len(self.tokenizer), self.tokenizer, tr.seed, tr,
                             base=job.base_model, checkpoint_dtype=True)
+        online.reference_model(self.stages, model, self.device)  # doremi's, before wrapping
         # `core` is the language model (checkpoints, evaluation); `model` is what the loop
         # calls for a loss: core with the speed options, wrapped for DDP / FSDP.
         self.core = model
@@ -219,7 +225,8 @@ class WorkerRun:
                              on_epoch_end=self.measure_heldout if self.heldout else None)
         self.stage_records = records
         metrics = {f"stage{i}_{k}": v for i, s in enumerate(records)
-                   for k, v in s.items() if k != "name"}
+                   for k, v in s.items() if k not in ("name", "online")}
+        metrics.update(online.online_metrics(records))
         trained = [s for s in records if not s["cached"]]
         metrics.update(train_loss=records[-1]["loss"] if records else float("nan"),
                        train_tokens=sum(s["tokens"] for s in records),

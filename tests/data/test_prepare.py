@@ -299,3 +299,24 @@ def test_a_template_that_is_not_prefix_stable_is_refused(lab_tokenizer):
                "{% if add_generation_prompt %}<|assistant|>{% endif %}")
     with pytest.raises(ValueError, match="growing prefixes"):
         ChatTemplate(lab_tokenizer, reverse).segments(CONV)
+
+
+def test_an_online_manifest_hash_carries_the_knobs(write_sweep, tmp_path):
+    """Resume and the evaluation cache key on the manifest hash: an online trial's knobs are in
+    it, so two online trials differing only in a knob never share a cached evaluation."""
+    sweep, space = _sweep_and_space(write_sweep)
+    space = space.model_copy(update={"strategies": {**space.strategies, "online": None}})
+    prepared = prepare(sweep, tmp_path / "cache")
+    knobs = {"method": "exp3", "step_size": 1.0, "smoothing": 0.1, "warmup": 0.1,
+             "update_every": 4}
+    point = TrialPoint(ratio={"math": 0.5, "code": 0.3, "general": 0.2}, amount=101,
+                       strategy="online", online=knobs)
+    stages, manifest = build_plan(point, space, prepared, seed=0, max_length=160)
+    _, same = build_plan(point, space, prepared, seed=0, max_length=160)
+    other = point.model_copy(update={"online": {**knobs, "step_size": 2.0}})
+    _, moved = build_plan(other, space, prepared, seed=0, max_length=160)
+    assert manifest["hash"] == same["hash"] != moved["hash"]
+    assert [s.online for s in stages] == [knobs] and manifest["online"] == knobs
+    (stage,) = manifest["stages"]
+    assert stage["online"] == knobs and stage["draws"].startswith("v2")
+    assert stage["domains"]["math"] == {"prior_samples": 51, "pool": 200}
