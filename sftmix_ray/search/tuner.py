@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config.checks import scored_names, size_problems
@@ -68,20 +67,23 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     prepared, eval_sets = _prepare(sweep, space, cache, say)
     base = _lab_base(sweep, prepared, cache, say, address, quiet_ray) if trial_fn is None \
         else None  # a stand-in trainable (the scale benchmark's) fine-tunes nothing
-    # MLflow's first write to a new store (its schema: ~10 s on a busy 2-core machine) and Ray's
-    # start overlap: the sweep's parent run opens in a thread while Ray's processes come up.
-    with ThreadPoolExecutor(1, thread_name_prefix="tracking") as pool:
-        opening = pool.submit(_open_tracker, sweep, space, prepared, base, state, exp_dir)
-        say(f"joining Ray at {address}" if address else "starting Ray on this machine")
-        ray_error = _start_ray(address, quiet_ray)
-        tracker, sweep_params = opening.result()
+    tracker = SweepTracker(resolve_uri(sweep.tracking.uri), experiment_name(sweep), sweep.name,
+                           tags={"sftmix.data_key": prepared.key,
+                                 "sftmix.base_model": base.key if base else "none",
+                                 "sftmix.search": sweep.search.algorithm},
+                           parent_id=state["parent_run_id"] if state else None)
+    sweep_params = {"model": sweep.model.name or "tiny-llama", "seed": sweep.train.seed,
+                    "epochs": sweep.train.epochs, "lr": sweep.train.lr}
+    if not resume:
+        tracker.log_sweep(sweep, space, prepared.domains, sweep_params)
+        _write_state(exp_dir, tracker)
     status = "FAILED"
     # Tune saves its state at most every 10 s by default; a driver killed in that window runs
     # the trials that had just finished again on resume. Trials take far longer than a save.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     try:
-        if ray_error is not None:
-            raise ray_error
+        say(f"joining Ray at {address}" if address else "starting Ray on this machine")
+        ensure_ray(address, quiet=quiet_ray)
         say("Ray is up; the first trial trains now")
         trainable = _trainable(sweep, space, prepared, eval_sets, experiment,
                                trial_fn or run_trial, base)
@@ -98,31 +100,6 @@ def run_sweep(sweep: SweepConfig, space: SearchSpace, *, address: str | None = N
     finally:
         if status is not None:
             tracker.finish(status)
-
-
-def _open_tracker(sweep, space, prepared, base, state, exp_dir: Path):
-    """The sweep's MLflow parent run (a resumed sweep's own), its records logged once."""
-    tracker = SweepTracker(resolve_uri(sweep.tracking.uri), experiment_name(sweep), sweep.name,
-                           tags={"sftmix.data_key": prepared.key,
-                                 "sftmix.base_model": base.key if base else "none",
-                                 "sftmix.search": sweep.search.algorithm},
-                           parent_id=state["parent_run_id"] if state else None)
-    sweep_params = {"model": sweep.model.name or "tiny-llama", "seed": sweep.train.seed,
-                    "epochs": sweep.train.epochs, "lr": sweep.train.lr}
-    if state is None:
-        tracker.log_sweep(sweep, space, prepared.domains, sweep_params)
-        _write_state(exp_dir, tracker)
-    return tracker, sweep_params
-
-
-def _start_ray(address, quiet: bool) -> BaseException | None:
-    """Ray started (or joined); what stopped it is returned, to be raised once the parent run
-    exists and can be marked failed."""
-    try:
-        ensure_ray(address, quiet=quiet)
-    except Exception as exc:  # noqa: BLE001 - re-raised by the caller
-        return exc
-    return None
 
 
 def _prepare(sweep, space, cache, say):
@@ -159,6 +136,7 @@ def _lab_base(sweep, prepared, cache, say, address=None, quiet_ray=True):
     """The lab base model the trials start from, or None. One that must be built first is
     built while Ray starts (the build runs in a thread; Ray's processes start beside it), so a
     fresh clone's first sweep waits for the longer of the two, not for both."""
+    from concurrent.futures import ThreadPoolExecutor
 
     if sweep.model.lab_base is None:
         return None
