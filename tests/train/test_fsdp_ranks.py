@@ -7,9 +7,7 @@ collectives; each test here would hang or abort if a rank skipped one (the proce
 timeout turns a hang into a failure)."""
 
 import datetime
-import multiprocessing as mp
 import os
-import socket
 import traceback
 from types import SimpleNamespace
 
@@ -18,6 +16,7 @@ import pytest
 import torch
 
 from sftmix_ray.config import LoraConfig, ModelConfig, TinyModelConfig, TrainConfig
+from tests.train.ranks import run_ranks
 
 SPEC = ModelConfig(tiny=TinyModelConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2,
                                         max_positions=128))
@@ -183,20 +182,7 @@ def _worker(rank: int, port: int, tmp: str, job: str, out) -> None:
 
 
 def _run(job: str, tmp) -> dict:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, port, str(tmp), job, out))
-             for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    results = dict(out.get(timeout=600) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-    for r, res in results.items():
-        assert "error" not in res, f"rank {r}:\n{res['error']}"
+    results = run_ranks(_worker, WORLD, str(tmp), job)
     return results
 
 

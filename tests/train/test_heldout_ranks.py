@@ -6,9 +6,7 @@ training goes on afterwards on both ranks."""
 
 import datetime
 import math
-import multiprocessing as mp
 import os
-import socket
 import traceback
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 import torch
 
 from sftmix_ray.config import ModelConfig, TinyModelConfig, TrainConfig
+from tests.train.ranks import run_ranks
 
 SPEC = ModelConfig(tiny=TinyModelConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2,
                                         max_positions=256))
@@ -103,20 +102,7 @@ def _worker(rank: int, port: int, tmp: str, out) -> None:
 
 @pytest.mark.integration
 def test_heldout_loss_and_lm_eval_under_fsdp_on_two_ranks(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, port, str(tmp_path), out))
-             for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    results = dict(out.get(timeout=600) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-    for r, res in results.items():
-        assert "error" not in res, f"rank {r}:\n{res['error']}"
+    results = run_ranks(_worker, WORLD, str(tmp_path))
     r0, r1 = results[0], results[1]
     assert r0["pairs"] == r1["pairs"]  # the gathered sums are every rank's
     for d in ("math", "general"):

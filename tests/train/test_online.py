@@ -3,9 +3,7 @@ training stage: one process, and two gloo workers under DDP and under FSDP, wher
 must draw the same domains and end with the same weights as one process would."""
 
 import datetime
-import multiprocessing as mp
 import os
-import socket
 import traceback
 from types import SimpleNamespace
 
@@ -18,6 +16,7 @@ from hypothesis import strategies as st
 from sftmix_ray.config import ModelConfig, TinyModelConfig, TrainConfig
 from sftmix_ray.train.online_loop import OnlineStageData, micro_sizes, train_online_stage
 from sftmix_ray.train.online_weights import DomainWeights, draw_domains, smooth
+from tests.train.ranks import run_ranks
 
 METHODS = ["exp3", "doremi"]
 shares = st.lists(st.floats(0, 10), min_size=2, max_size=5).filter(lambda v: sum(v) > 1e-3)
@@ -240,19 +239,7 @@ def _worker(rank: int, port: int, out) -> None:
 
 
 def test_two_workers_ddp_and_fsdp_agree_on_the_weights():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, port, out)) for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    results = dict(out.get(timeout=600) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-    for r, res in results.items():
-        assert "error" not in res, f"rank {r}:\n{res['error']}"
+    results = run_ranks(_worker, WORLD)
     for key, online in results[0].items():
         assert online == results[1][key], key  # every rank drew alike and holds the same weights
         assert sum(online["drawn"].values()) == 80
