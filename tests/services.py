@@ -229,13 +229,18 @@ class Moto:
         self.proc.wait()
 
 
+SERVER_WITHOUT_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 class MLflowServer:
     """`mlflow server` with its backend store in PostgreSQL and its artifacts in S3 (proxied:
     clients send artifacts to the server, which writes them to the bucket)."""
 
     def __init__(self, backend: str, artifacts: str, env: dict, log: Path):
         self.port, self.backend, self.artifacts, self.log = free_port(), backend, artifacts, log
-        self.env, self.proc = {**os.environ, **env}, None
+        # MLflow 3's server also runs a job system (a runner and seven huey consumers polling
+        # the store, ~0.8 of a core between them on these 2-core machines); sweeps use none of it
+        self.env, self.proc = {**os.environ, **SERVER_WITHOUT_JOBS, **env}, None
         self.uri = f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 300) -> None:

@@ -42,6 +42,12 @@ class Driver:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def alive(self) -> bool:
+        # a driver that died (Ray timing out at start on a loaded machine, say) fails the wait
+        # at once with its output, instead of the wait running out its 600 s
+        assert self.proc.poll() is None, self.output()[-3000:]
+        return True
+
     def says(self, text: str) -> bool:
         assert self.proc.poll() is None or text in self.output(), self.output()[-3000:]
         return text in self.output()
@@ -153,7 +159,7 @@ def test_a_sweep_on_team_services_loses_nothing_when_they_blip(team_services, wr
     # 1. PostgreSQL restarts while trials run (a fast shutdown cuts every connection; the
     # tracking server's store goes with it) and stays down until the driver has met the outage
     # in a study call (a trial's end is told to Optuna).
-    wait_until(lambda: _running_child(services, name), 600, "a running trial")
+    wait_until(lambda: driver.alive() and _running_child(services, name), 600, "a running trial")
     events["postgres down"] = time.monotonic() - t0
     services.pg.stop()
     try:
@@ -163,7 +169,7 @@ def test_a_sweep_on_team_services_loses_nothing_when_they_blip(team_services, wr
         events["postgres up"] = time.monotonic() - t0
     # 2. The tracking server goes down while the next trials run, for 30 s and at least until
     # the driver has had to queue a write.
-    wait_until(lambda: _running_child(services, name), 600, "a running trial")
+    wait_until(lambda: driver.alive() and _running_child(services, name), 600, "a running trial")
     services.mlflow.stop()
     events["mlflow down"] = time.monotonic() - t0
     time.sleep(OUTAGE_S)
@@ -219,7 +225,7 @@ def test_kill_9_during_a_tracking_outage_then_resume(team_services, write_sweep,
     path = _sweep(write_sweep, services, name, trials=2, concurrent=1)
     journal = tmp_path / "runs" / name / "mlflow_queue.jsonl"
     driver = Driver(tmp_path / "driver.log", "run", str(path))
-    wait_until(lambda: _running_child(services, name), 600, "a running trial")
+    wait_until(lambda: driver.alive() and _running_child(services, name), 600, "a running trial")
     services.mlflow.stop()
     try:
         # a trial ends during the outage: its metrics, artifacts and end are only queued

@@ -12,7 +12,7 @@ import pytest
 
 from sftmix_ray.tracking.queue import TrackingQueue
 from sftmix_ray.tracking.sweep import SweepTracker
-from tests.services import BIN, free_port, port_open, wait_until
+from tests.services import BIN, SERVER_WITHOUT_JOBS, free_port, port_open, wait_until
 
 pytestmark = pytest.mark.integration  # starts a real tracking server
 
@@ -27,7 +27,7 @@ class Server:
             [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{self.db}",
              "--artifacts-destination", str(self.tmp / "artifacts"), "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            env={**os.environ, **SERVER_WITHOUT_JOBS}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_until(lambda: mlflow.MlflowClient(self.uri).search_experiments(), 300,
                    "mlflow server", interval=1)
 
