@@ -27,7 +27,8 @@ class Server:
             [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{self.db}",
              "--artifacts-destination", str(self.tmp / "artifacts"), "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1"],
-            env={**os.environ, **SERVER_WITHOUT_JOBS}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            env={**os.environ, **SERVER_WITHOUT_JOBS}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
         wait_until(lambda: mlflow.MlflowClient(self.uri).search_experiments(), 300,
                    "mlflow server", interval=1)
 
