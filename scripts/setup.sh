@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # Create .venv and install sftmix-ray into it. Idempotent: a second run installs nothing new.
+#
+#   scripts/setup.sh             the package and everything its tests use (what CI runs)
+#   scripts/setup.sh --no-tests  the package alone: what a sweep needs (the quickstart), without
+#                                the test suite's tools and services (lm-eval, PostgreSQL, S3,
+#                                hypothesis); a later plain run adds them
 # torch goes first and pinned: with no torch present, an unpinned one pulls a multi-GB CUDA build on
 # CPU-only machines. Set TORCH_SPEC to choose another build (e.g. a CUDA wheel on GPU nodes).
 #
@@ -9,6 +14,12 @@
 # be installed (an index that mirrors only pip's packages), pip does the same steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TARGET='.[test]'
+case "${1:-}" in
+  "") ;;
+  --no-tests) TARGET='.' ;;
+  *) echo "scripts/setup.sh: unknown option '$1' (use --no-tests, or nothing)" >&2; exit 2 ;;
+esac
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
@@ -38,4 +49,4 @@ install() {
   fi
 }
 .venv/bin/python -c "import torch" 2>/dev/null || install "$TORCH_SPEC"
-install -e '.[test]'
+install -e "$TARGET"
