@@ -69,6 +69,8 @@ def hindsight(values: np.ndarray, budgets: list[int]) -> list[float]:
     within 1 − 1/e of the best N-subset and in practice at it. No search can beat it on the grid's
     own points, so it says how much of a goal is reachable with N trials at all."""
     total, chosen, out = hypervolume(values), [], {}
+    if total <= 0:  # every point on a reference axis: there is nothing to reach
+        return [1.0] * len(budgets)
     for n in range(1, max(budgets) + 1):
         rest = [i for i in range(len(values)) if i not in chosen]
         if not rest:
