@@ -108,3 +108,13 @@ def test_the_export_names_the_lab_and_refuses_a_sweep_of_an_older_base_model():
     with pytest.raises(SystemExit, match="older lab"):
         export_landscape.measured_lab(sweep_file, {"sftmix.base_model": "0" * 20})
     assert export_landscape._seed({"seed": "2"}) == 2 and export_landscape._seed({}) is None
+
+
+def test_the_landscape_measures_the_quickstarts_lab():
+    """The benchmarks' target is the quickstart's setting: its domains, model, training and
+    evaluation, only searched on a grid with seed repeats (it once kept an older lr)."""
+    land, _ = load_sweep(ROOT / "sweeps" / "landscape_lab.yaml")
+    quick, _ = load_sweep(ROOT / "sweeps" / "quickstart.yaml")
+    for part in ("domains", "model", "train", "evaluate", "tracking"):
+        assert getattr(land, part) == getattr(quick, part), part
+    assert land.search.seeds == [0, 1, 2] and land.search.algorithm == "grid"
