@@ -5,7 +5,9 @@ JSON the search benchmark fits its surrogate to.
     python benchmarks/export_landscape.py [--experiment sftmix-landscape_lab] [--tracking-uri URI]
         [--sweep sweeps/landscape_lab.yaml] [--out benchmarks/data/lab_landscape.json]
 
-Takes the experiment's most recent sweep (parent run); its failed trials are left out and counted.
+Takes the experiment's most recent sweep (parent run); its failed trials are left out and counted,
+and the file says how many of the sweep's planned trials it holds (`planned`): a sweep of hours
+may be exported while it runs, or stopped and resumed later (`sftmix resume`).
 Each trial keeps its training seed (a grid repeated over seeds: `search.seeds`), and the file
 names the lab it was measured on (`lab`: `train/lab_base.lab_version` of `--sweep`, with the
 sweep's data key), so `landscape.py` can tell it from a later lab's. The sweep's own base model
@@ -46,6 +48,7 @@ def main() -> None:
         sys.exit(f"no sweep run in experiment {args.experiment!r}")
     parent, runs = load_runs(args.tracking_uri, sweep=parents[0].info.run_id)
     lab = measured_lab(args.sweep, parents[0].data.tags)
+    planned = planned_of(args.sweep)
     objectives = [o.split(":")[0] for o in parent.params["objectives"].split(",")]
     domains = parent.params["domains"].split(",")
     trials, failed = [], 0
@@ -65,10 +68,20 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "source": f"MLflow sweep {parent.run_id} (experiment {args.experiment!r})",
         "sweep": parent.params.get("model", ""), "lab": lab, "domains": domains,
-        "objectives": objectives,
+        "objectives": objectives, "planned": planned,
         "amount_range": [min(amounts), max(amounts)], "trials": trials}, indent=1))
-    print(f"{len(trials)} trials ({failed} failed or incomplete, left out), lab "
+    print(f"{len(trials)} of the sweep's {planned} trials ({failed} failed or incomplete, left "
+          f"out; the rest not run yet: `sftmix resume` completes the sweep), lab "
           f"{lab['version']} → {args.out}")
+
+
+def planned_of(sweep_path: Path) -> int:
+    """How many trials the grid sweep runs in all (points × seeds): an export taken while it
+    is still running (or stopped, to be resumed) says how much of it it holds."""
+    from sftmix_ray.config import load_sweep
+    from sftmix_ray.search.tuner import planned_trials
+
+    return planned_trials(*load_sweep(sweep_path))
 
 
 def measured_lab(sweep_path: Path, tags: dict) -> dict:

@@ -73,6 +73,7 @@ class Landscape:
     amount_range: tuple[int, int]
     rows: list[dict]  # measured trials: ratio, amount, strategy, k, seed, and every objective
     lab: dict | None = None  # the lab it was measured on (None: before files named it)
+    planned: int | None = None  # the sweep's trials in all (None: not recorded)
     stale: str | None = None  # why it is not the current lab's (None: it is)
     _points: list[dict] = field(default=None, repr=False)
 
@@ -81,7 +82,7 @@ class Landscape:
              ) -> Landscape:
         data = json.loads(Path(path).read_text())
         land = cls(data["domains"], data["objectives"], tuple(data["amount_range"]),
-                   data["trials"], data.get("lab"))
+                   data["trials"], data.get("lab"), data.get("planned"))
         land.stale = stale_lab(land.lab, current_lab()) if check_lab else None
         if land.stale and not allow_stale_lab:
             print(f"{path}: {land.stale}; or pass --allow-stale-lab to run on it anyway",
@@ -132,12 +133,21 @@ class Landscape:
     def noise_lines(self) -> list[str]:
         """The per-point noise estimate, one line per objective."""
         repeated = [p for p in self.points() if p["n"] > 1]
+        if self.planned and len(self.rows) < self.planned:
+            seeds = sorted({r.get("seed") for r in self.rows}, key=lambda s: (s is None, s))
+            per = ", ".join(f"seed {s}: {sum(r.get('seed') == s for r in self.rows)}"
+                            for s in seeds)
+            head = [f"measured {len(self.rows)} of the sweep's {self.planned} trials ({per}); "
+                    f"`sftmix resume` completes it, then export again"]
+        else:
+            head = []
         if not repeated:
-            return ["noise: no grid point was measured with more than one seed (no estimate; "
-                    "the searches see the spline, noiseless)"]
+            return head + ["noise: no grid point was measured with more than one seed (no "
+                           "estimate; the searches see the spline, noiseless)"]
         seeds = sorted({p["n"] for p in repeated})
-        lines = [f"noise between seeds ({len(repeated)} of {len(self.points())} grid points "
-                 f"repeated, {'/'.join(map(str, seeds))} seeds): one trial's standard deviation"]
+        lines = head + [f"noise between seeds ({len(repeated)} of {len(self.points())} grid "
+                        f"points repeated, {'/'.join(map(str, seeds))} seeds): one trial's "
+                        f"standard deviation"]
         for o, pooled in self.noise().items():
             sds = np.array([p["sd"][o] for p in repeated])
             worst = repeated[int(np.argmax(sds))]

@@ -108,6 +108,21 @@ def test_the_export_names_the_lab_and_refuses_a_sweep_of_an_older_base_model():
     with pytest.raises(SystemExit, match="older lab"):
         export_landscape.measured_lab(sweep_file, {"sftmix.base_model": "0" * 20})
     assert export_landscape._seed({"seed": "2"}) == 2 and export_landscape._seed({}) is None
+    assert export_landscape.planned_of(sweep_file) == 120  # 40 grid points × 3 seeds
+
+
+def test_a_landscape_exported_mid_sweep_says_how_much_of_it_it_holds(tmp_path):
+    rows = [row(1.0, 1000, 0, 0.2), row(0.5, 1000, 0, 0.1), row(1.0, 1000, 1, 0.3)]
+    path = write(tmp_path, rows, None)
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "planned": 6}))
+    land = landscape.Landscape.load(path, check_lab=False)
+    head = land.noise_lines()[0]
+    assert "measured 3 of the sweep's 6 trials (seed 0: 2, seed 1: 1)" in head
+    assert "sftmix resume" in head
+    assert land.noise_lines()[1].startswith("noise between seeds (1 of 2 grid points")
+    path.write_text(json.dumps({**data, "planned": 3}))  # complete: nothing to say
+    assert landscape.Landscape.load(path, check_lab=False).noise_lines()[0].startswith("noise")
 
 
 def test_the_landscape_measures_the_quickstarts_lab():
