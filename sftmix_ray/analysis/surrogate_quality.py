@@ -32,7 +32,8 @@ def cross_validate(space: SearchSpace, objectives: list[str], records: list[Reco
         train = proxy + [r for r in target if fold_of[point_key(r.point)] != f]
         if not held or not train:
             continue
-        mean, std = Surrogate(space, objectives, train, seed).predict([r.point for r in held])
+        mean, std = Surrogate(space, objectives, train, seed).predict([r.point for r in held],
+                                                                      observed=True)
         for j, o in enumerate(objectives):
             y = np.array([r.values[o] for r in held])
             errors[o].extend((mean[:, j] - y).tolist())

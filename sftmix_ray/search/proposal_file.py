@@ -96,7 +96,8 @@ def run_propose(uri: str, sources: list[str], proxies: list[str], n: int, out: P
     exclude = {point_key(r.point) for r in target}
     n_explore = exploring(quality, n)
     proposals = propose(surrogate, space, objectives, n - n_explore, measured=measured,
-                        constraints=bounds, seed=seed, exclude=exclude)
+                        constraints=bounds, seed=seed, exclude=exclude,
+                        tried=[r.point for r in target])
     proposals += explore(surrogate, space, objectives, n_explore, seed=seed, exclude=exclude,
                          avoid=[r.point for r in target] + [p.point for p in proposals])
     write_sweep(data, proposals, out, objectives, sweep_file=given, space=space,

@@ -29,6 +29,11 @@ MC_SAMPLES = 32
 # a quarter of the amount range) weigh each other down. At 0.1 a batch of the quickstart came
 # back as three near-copies (code share 0.80–0.86, one k, amounts apart by less than 0.3).
 PENALTY_RADIUS = 0.25
+# Around each target trial already run, candidates are weighed down the same way within about
+# 0.05 of a share (the sampler's resolution): the search spreads along the front instead of
+# measuring one neighbourhood again. Transfer benchmark, lab seed 0, worst of 5 seeds at 12
+# trials: 0.73 without, 0.84 at 0.05, 0.83 at 0.1, 0.64 at 0.25 (too far: the front is narrow).
+TRIED_RADIUS = 0.05
 SHORTLIST = 48  # candidates whose EHVI is estimated (by their optimistic improvement first)
 
 
@@ -144,7 +149,8 @@ def near(space: SearchSpace, points: list[dict], n: int, rng) -> list[dict]:
 
 def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str], n: int, *,
             measured: np.ndarray | None = None, constraints: dict[str, float] | None = None,
-            candidates: int = 1024, seed: int = 0, exclude: set | None = None) -> list[Proposal]:
+            candidates: int = 1024, seed: int = 0, exclude: set | None = None,
+            tried: list[dict] | None = None) -> list[Proposal]:
     """`n` points predicted to push the front furthest, each with its prediction and reason.
     `measured`: the target trials' scores so far (the front to improve on)."""
     rng = np.random.default_rng(seed)
@@ -156,7 +162,8 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
                                                                   rng)
     seen = set(exclude or ())
     pool = [p for p in pool if point_key(p) not in seen]
-    mean, std = surrogate.predict(pool)
+    mean, std = surrogate.predict(pool)  # the abilities' own uncertainty drives the search
+    _, shown = surrogate.predict(pool, observed=True)  # a trial's: what its interval states
     sign = np.where(maximize, 1.0, -1.0)  # work in "more is better" for every objective
     m, s = mean * sign, std
     known = measured * sign
@@ -166,6 +173,11 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
     chosen: list[Proposal] = []
     front = known[pareto_mask(known, [True] * len(names))] if len(known) else known
     X, spread = surrogate.encoder.matrix(pool), np.ones(len(pool))
+    # Candidates near a target trial already run are weighed down (TRIED_RADIUS): EHVI alone
+    # kept proposing the neighbourhood of the best trial (in the transfer benchmark, the last
+    # 4 of 12 trials within 0.02 of one mixture), where the GP's residual misfit reads as room.
+    for x in surrogate.encoder.matrix(tried or []):
+        spread *= 1 - np.exp(-np.sum((X - x) ** 2, axis=1) / (2 * TRIED_RADIUS ** 2))
     keys = [point_key(p) for p in pool]
     for _ in range(min(n, len(pool))):
         weight = feasible * spread
@@ -181,7 +193,7 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
         at_mean = float(_hvi(m[pick:pick + 1], front, ref)[0])
         why = "exploitation" if gain > 0 and at_mean >= 0.5 * gain else "exploration"
         chosen.append(Proposal(pool[pick], _clipped(names, mean[pick]),
-                               dict(zip(names, std[pick].tolist())), gain, at_mean,
+                               dict(zip(names, shown[pick].tolist())), gain, at_mean,
                                float(feasible[pick]), why, {"index": pick},
                                score_limits(names)))
         front = np.vstack([front, m[pick]])  # kriging believer: the mean, as if measured

@@ -103,7 +103,8 @@ class SurrogateSampler(BaseSampler):
         exclude = {point_key(r.point) for r in done} | {point_key(p) for p in running}
         return propose(surrogate, self.space, self.objectives, self.batch_size,
                        measured=measured, constraints=self.constraints,
-                       candidates=self.candidates, seed=seed, exclude=exclude)
+                       candidates=self.candidates, seed=seed, exclude=exclude,
+                       tried=[r.point for r in done] + list(running))
 
     def _informative(self, records: list[Record], seed: int) -> list[Record]:
         """At most MAX_GP_RECORDS records for the GP: the best half by Pareto rank, the rest a

@@ -78,6 +78,24 @@ def test_predictions_carry_intervals_that_widen_away_from_the_data():
     assert mean[0] == pytest.approx(list(scores(near[0]).values()), abs=0.05)
 
 
+def test_the_search_sees_the_abilitys_uncertainty_a_trial_the_noise_beside_it():
+    """Measured three times with noise, a point's ability is known better than what one more
+    trial there would measure: the search's std leaves out the noise the GP learned, the
+    observed one (cross-validation, a proposal's interval) keeps it."""
+    space = SearchSpace.model_validate(SPACE)
+    rng = np.random.default_rng(0)
+    records = [Record(p, {o: v + rng.normal(0, 0.05) for o, v in scores(p).items()})
+               for p in points(20) for _ in range(3)]
+    surrogate = Surrogate(space, OBJ, records)
+    _, ability = surrogate.predict(points(20))
+    _, trial = surrogate.predict(points(20), observed=True)
+    assert np.all(ability < trial)
+    for j, o in enumerate(OBJ):
+        noise = surrogate.models[o].residual.noise_var_
+        assert 0.02 ** 2 < noise < 0.1 ** 2  # it learned the 0.05 it was given, roughly
+        assert np.allclose(trial[:, j] ** 2, ability[:, j] ** 2 + noise, atol=1e-9)
+
+
 def test_seed_noise_is_the_pooled_spread_of_repeats():
     p = points(2)
     records = [Record(p[0], {"math": v}) for v in (0.1, 0.3)] + \

@@ -38,6 +38,19 @@ def test_improvement_is_the_exact_hypervolume_gain():
     assert _hvi(cands, front, ref) == pytest.approx(expected, abs=1e-12)
 
 
+def test_a_proposal_keeps_off_the_trials_already_run():
+    """Near a trial already run (within the sampler's resolution) a candidate is weighed down,
+    so the search spreads along the front instead of measuring one mixture again."""
+    space, surrogate, records = _surrogate()
+    measured = np.array([[r.values[o] for o in OBJ] for r in records])
+    tried = [r.point for r in records]
+    batch = propose(surrogate, space, OBJ, 4, measured=measured, seed=0, tried=tried)
+    X = surrogate.encoder.matrix(tried)
+    for p in batch:
+        x = surrogate.encoder.matrix([p.point])[0]
+        assert np.min(np.sqrt(((X - x) ** 2).sum(axis=1))) > 0.02
+
+
 def test_random_points_lie_in_the_space():
     space = SearchSpace.model_validate(SPACE)
     for p in random_points(space, 50, np.random.default_rng(0)):
