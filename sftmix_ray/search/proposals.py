@@ -163,7 +163,6 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
     seen = set(exclude or ())
     pool = [p for p in pool if point_key(p) not in seen]
     mean, std = surrogate.predict(pool)  # the abilities' own uncertainty drives the search
-    _, shown = surrogate.predict(pool, observed=True)  # a trial's: what its interval states
     sign = np.where(maximize, 1.0, -1.0)  # work in "more is better" for every objective
     m, s = mean * sign, std
     known = measured * sign
@@ -192,8 +191,7 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
         gain = float(ehvi.max())
         at_mean = float(_hvi(m[pick:pick + 1], front, ref)[0])
         why = "exploitation" if gain > 0 and at_mean >= 0.5 * gain else "exploration"
-        chosen.append(Proposal(pool[pick], _clipped(names, mean[pick]),
-                               dict(zip(names, shown[pick].tolist())), gain, at_mean,
+        chosen.append(Proposal(pool[pick], _clipped(names, mean[pick]), {}, gain, at_mean,
                                float(feasible[pick]), why, {"index": pick},
                                score_limits(names)))
         front = np.vstack([front, m[pick]])  # kriging believer: the mean, as if measured
@@ -203,6 +201,10 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
         spread *= 1 - np.exp(-np.sum((X - X[pick]) ** 2, axis=1) / (2 * PENALTY_RADIUS ** 2))
         # and never the same point twice, at the resolution a point is told apart by
         spread[[i for i, p in enumerate(keys) if p == keys[pick]]] = 0.0
+    if chosen:  # what a proposal's interval states is what a trial there would measure
+        _, shown = surrogate.predict([p.point for p in chosen], observed=True)
+        for p, s_obs in zip(chosen, shown):
+            p.std = dict(zip(names, s_obs.tolist()))
     return chosen
 
 
