@@ -52,6 +52,7 @@ install() {
 install -e "$TARGET"
 # The project itself is an editable install, which uv does not compile: where Python may not write
 # .pyc files (CI sets PYTHONDONTWRITEBYTECODE), every Ray process of a sweep (a trial starts three)
-# compiled the sftmix_ray modules it imports from source again (~0.5 s of CPU in a trial worker).
+# compiled the sftmix_ray modules it imports from source again (~0.5 s of CPU to import the worker,
+# tuner and CLI modules).
 # Stale files are harmless: Python checks each against its source and compiles an edited one afresh.
 .venv/bin/python -m compileall -q -j 0 sftmix_ray
