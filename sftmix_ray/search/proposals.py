@@ -169,14 +169,14 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
     ref = np.array(default_reference(np.vstack([known, m]), [True] * len(names)))
     feasible = _feasibility(mean, std, names, objectives, constraints)
     z = rng.standard_normal((MC_SAMPLES, len(names)))
-    chosen: list[Proposal] = []
+    picks: list[tuple[int, float, float, str]] = []  # (candidate, EHVI, HVI of its mean, why)
     front = known[pareto_mask(known, [True] * len(names))] if len(known) else known
     X, spread = surrogate.encoder.matrix(pool), np.ones(len(pool))
     # Candidates near a target trial already run are weighed down (TRIED_RADIUS): EHVI alone
     # kept proposing the neighbourhood of the best trial (in the transfer benchmark, the last
     # 4 of 12 trials within 0.02 of one mixture), where the GP's residual misfit reads as room.
     for x in surrogate.encoder.matrix(tried or []):
-        spread *= 1 - np.exp(-np.sum((X - x) ** 2, axis=1) / (2 * TRIED_RADIUS ** 2))
+        spread *= _weigh_down(X, x, TRIED_RADIUS)
     keys = [point_key(p) for p in pool]
     for _ in range(min(n, len(pool))):
         weight = feasible * spread
@@ -191,21 +191,27 @@ def propose(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str]
         gain = float(ehvi.max())
         at_mean = float(_hvi(m[pick:pick + 1], front, ref)[0])
         why = "exploitation" if gain > 0 and at_mean >= 0.5 * gain else "exploration"
-        chosen.append(Proposal(pool[pick], _clipped(names, mean[pick]), {}, gain, at_mean,
-                               float(feasible[pick]), why, {"index": pick},
-                               score_limits(names)))
+        picks.append((pick, gain, at_mean, why))
         front = np.vstack([front, m[pick]])  # kriging believer: the mean, as if measured
         front = front[pareto_mask(front, [True] * len(names))]
         # Local penalisation: the believer lowers no one's uncertainty, so without it a batch
         # piles up around one uncertain spot; candidates near a pick are weighed down.
-        spread *= 1 - np.exp(-np.sum((X - X[pick]) ** 2, axis=1) / (2 * PENALTY_RADIUS ** 2))
+        spread *= _weigh_down(X, X[pick], PENALTY_RADIUS)
         # and never the same point twice, at the resolution a point is told apart by
         spread[[i for i, p in enumerate(keys) if p == keys[pick]]] = 0.0
-    if chosen:  # what a proposal's interval states is what a trial there would measure
-        _, shown = surrogate.predict([p.point for p in chosen], observed=True)
-        for p, s_obs in zip(chosen, shown):
-            p.std = dict(zip(names, s_obs.tolist()))
-    return chosen
+    if not picks:
+        return []
+    # what a proposal's interval states is what a trial there would measure: asked for the
+    # picks alone (the search itself ranks by the abilities' own uncertainty, above)
+    _, shown = surrogate.predict([pool[i] for i, *_ in picks], observed=True)
+    return [Proposal(pool[i], _clipped(names, mean[i]), dict(zip(names, obs.tolist())), gain,
+                     at_mean, float(feasible[i]), why, {"index": i}, score_limits(names))
+            for (i, gain, at_mean, why), obs in zip(picks, shown)]
+
+
+def _weigh_down(X: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """A factor per candidate in [0, 1): 0 at `centre`, near 1 beyond a few `radius`."""
+    return 1 - np.exp(-np.sum((X - centre) ** 2, axis=1) / (2 * radius ** 2))
 
 
 def explore(surrogate: Surrogate, space: SearchSpace, objectives: dict[str, str], n: int, *,
